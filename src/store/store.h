@@ -231,14 +231,15 @@ typedef struct store_txn_result {
 	size_t nresults;
 } store_txn_result;
 
-/* Run t and wait until it is durable. On success (return 0, whether or not
+/* Run t and wait until it is durable. (The function is store_txn_run
+ * because store_txn names the type.) On success (return 0, whether or not
  * the compares held) fills *out; free with store_txn_result_free.
  * Errors: STORE_EINVAL (bad key, empty op list is fine), STORE_EDUPKEY,
  * STORE_ETOOLARGE, STORE_ENOLEASE, STORE_ENOSPC, STORE_EROFS, STORE_EIO,
  * STORE_ECLOSED. On error nothing of t was applied. */
-int store_txn(store *s, const store_txn *t, store_txn_result *out);
+int store_txn_run(store *s, const store_txn *t, store_txn_result *out);
 
-/* As store_txn, without blocking: t is copied, and cb runs once on a store
+/* As store_txn_run, without blocking: t is copied, and cb runs once on a store
  * thread when t is durable or has failed. res is NULL when err != 0;
  * otherwise cb owns res and frees it with store_txn_result_free. cb must
  * not block for long: it delays the next group commit. Returns 0 if queued
@@ -248,7 +249,7 @@ int store_txn_async(store *s, const store_txn *t, store_txn_cb cb, void *arg);
 
 void store_txn_result_free(store_txn_result *r);
 
-/* Convenience wrappers over store_txn. */
+/* Convenience wrappers over store_txn_run. */
 
 /* Put key=value unconditionally. *rev (may be NULL) gets its revision. */
 int store_put(store *s, const char *key, const char *value, size_t len,
