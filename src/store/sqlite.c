@@ -86,7 +86,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 		       "ORDER BY rev, key",
 	[ST_LEASE_INSERT] = "INSERT INTO lease(id, ttl) VALUES (?1, ?2)",
 	[ST_LEASE_DELETE] = "DELETE FROM lease WHERE id = ?1",
-	[ST_LEASE_KEYS] = "SELECT DISTINCT key FROM log WHERE lease = ?1",
+	[ST_LEASE_KEYS] = "SELECT DISTINCT key FROM log "
+			  "WHERE lease = ?1 AND lease != 0",
 	[ST_META_SET] = "INSERT OR REPLACE INTO meta(name, value) "
 			"VALUES (?1, ?2)",
 	/* Rows below the compact revision ?3 that a newer row at or below
