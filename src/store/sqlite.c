@@ -58,7 +58,9 @@ enum {
 	ST_LEASE_DELETE,
 	ST_LEASE_KEYS,
 	ST_META_SET,
-	ST_RECLAIM,
+	ST_RECLAIM_SCAN,
+	ST_RECLAIM_OLDER,
+	ST_RECLAIM_ROW,
 	ST_COUNT
 };
 
@@ -90,11 +92,12 @@ static const char *const stmt_sql[ST_COUNT] = {
 			  "WHERE lease = ?1 AND lease != 0",
 	[ST_META_SET] = "INSERT OR REPLACE INTO meta(name, value) "
 			"VALUES (?1, ?2)",
-	/* Rows below the compact revision ?3 that a newer row at or below
-	 * ?3 supersedes, and tombstones below it, in revisions [?1, ?2). */
-	[ST_RECLAIM] = "DELETE FROM log WHERE rev >= ?1 AND rev < ?2 AND "
-		       "(type = 1 OR EXISTS (SELECT 1 FROM log n WHERE "
-		       "n.key = log.key AND n.rev > log.rev AND n.rev <= ?3))",
+	/* Reclaiming: each row in a window of revisions below the compact
+	 * revision supersedes every older row of its key. */
+	[ST_RECLAIM_SCAN] = "SELECT key, rev, type FROM log "
+			    "WHERE rev >= ?1 AND rev < ?2",
+	[ST_RECLAIM_OLDER] = "DELETE FROM log WHERE key = ?1 AND rev < ?2",
+	[ST_RECLAIM_ROW] = "DELETE FROM log WHERE key = ?1 AND rev = ?2",
 };
 
 static const char schema_sql[] =
@@ -147,6 +150,7 @@ typedef struct sq {
 	int64_t rev;	     /* committer only: last committed revision */
 	int64_t compact_rev; /* committer only */
 	int64_t reclaimed;   /* committer only: rows below this are done */
+	int64_t reclaim_after_ms; /* committer only: back off after failure */
 
 	pthread_mutex_t lease_mu;
 	lease *leases;
@@ -1135,31 +1139,104 @@ static int64_t auto_compact_target(sq *b)
 	return target > b->compact_rev && target <= b->rev ? target : 0;
 }
 
-/* Reclaim one chunk of compacted history. */
+/* One row of a reclaim window. */
+typedef struct reclaim_row {
+	char *key;
+	int64_t rev;
+	bool tombstone;
+} reclaim_row;
+
+static int reclaim_delete(sq *b, int id, const reclaim_row *r)
+{
+	sqlite3_stmt *st = stmt(&b->w, id);
+	int rc;
+
+	if (!st)
+		return map_err(b->w.db, sqlite3_errcode(b->w.db));
+	sqlite3_bind_text(st, 1, r->key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, r->rev);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : map_err(b->w.db, rc);
+}
+
+/* Read the rows of revisions [lo, hi) into *rows. */
+static int reclaim_scan(sq *b, int64_t lo, int64_t hi, reclaim_row **rows,
+			size_t *n)
+{
+	sqlite3_stmt *st = stmt(&b->w, ST_RECLAIM_SCAN);
+	size_t cap = 0;
+	int rc = 0, step;
+
+	*rows = NULL;
+	*n = 0;
+	if (!st)
+		return map_err(b->w.db, sqlite3_errcode(b->w.db));
+	sqlite3_bind_int64(st, 1, lo);
+	sqlite3_bind_int64(st, 2, hi);
+	while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		reclaim_row *r;
+
+		rc = grow((void **)rows, &cap, *n + 1, sizeof(**rows));
+		if (rc)
+			break;
+		r = &(*rows)[*n];
+		r->key = strdup((const char *)sqlite3_column_text(st, 0));
+		r->rev = sqlite3_column_int64(st, 1);
+		r->tombstone = sqlite3_column_int(st, 2) == ROW_TOMBSTONE;
+		if (!r->key)
+			rc = STORE_ENOMEM;
+		else
+			(*n)++;
+	}
+	if (rc == 0 && step != SQLITE_DONE)
+		rc = map_err(b->w.db, step);
+	sqlite3_reset(st);
+	return rc;
+}
+
+/* Reclaim one window of compacted history: every row at a revision in
+ * [reclaimed, hi), hi <= compact_rev, supersedes the older rows of its key,
+ * and a tombstone there is itself no longer needed. Rows at the compact
+ * revision are left for the next window, so range at it still works. */
 static void reclaim_step(sq *b)
 {
 	int64_t hi = b->reclaimed + COMPACT_CHUNK;
-	sqlite3_stmt *st;
+	reclaim_row *rows = NULL;
+	size_t n = 0;
 	int rc;
 
 	if (hi > b->compact_rev)
 		hi = b->compact_rev;
-	st = stmt(&b->w, ST_RECLAIM);
-	if (!st || exec(b->w.db, "BEGIN IMMEDIATE"))
-		return;
-	sqlite3_bind_int64(st, 1, b->reclaimed);
-	sqlite3_bind_int64(st, 2, hi);
-	sqlite3_bind_int64(st, 3, b->compact_rev);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc == SQLITE_DONE && meta_set(b, "reclaimed", hi) == 0 &&
-	    exec(b->w.db, "COMMIT") == 0) {
+	rc = exec(b->w.db, "BEGIN IMMEDIATE");
+	if (rc == 0)
+		rc = reclaim_scan(b, b->reclaimed, hi, &rows, &n);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		rc = reclaim_delete(b, ST_RECLAIM_OLDER, &rows[i]);
+		if (rc == 0 && rows[i].tombstone)
+			rc = reclaim_delete(b, ST_RECLAIM_ROW, &rows[i]);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(rows[i].key);
+	free(rows);
+	if (rc == 0)
+		rc = meta_set(b, "reclaimed", hi);
+	if (rc == 0)
+		rc = exec(b->w.db, "COMMIT");
+	if (rc == 0) {
 		b->reclaimed = hi;
 		return;
 	}
-	/* Out of space, say: try again later, nothing is lost. */
+	/* Out of space, say: try again in a while; nothing is lost. */
 	if (!sqlite3_get_autocommit(b->w.db))
 		exec(b->w.db, "ROLLBACK");
+	b->reclaim_after_ms = now_ms() + TICK_MS;
+}
+
+static bool reclaim_due(const sq *b)
+{
+	return b->reclaimed < b->compact_rev &&
+	       now_ms() >= b->reclaim_after_ms;
 }
 
 static void *committer(void *arg)
@@ -1184,7 +1261,7 @@ static void *committer(void *arg)
 		}
 		if (wait_ms > TICK_MS)
 			wait_ms = TICK_MS;
-		if (b->reclaimed < b->compact_rev)
+		if (reclaim_due(b))
 			wait_ms = 0;
 
 		pthread_mutex_lock(&b->mu);
@@ -1213,7 +1290,7 @@ static void *committer(void *arg)
 			break;
 		if (!STAILQ_EMPTY(&reqs))
 			run_batch(b, &reqs);
-		else if (b->reclaimed < b->compact_rev)
+		else if (reclaim_due(b))
 			reclaim_step(b);
 	}
 	return NULL;
