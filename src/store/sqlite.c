@@ -44,7 +44,7 @@
 #define LOCK_NAME "signalbox.lock"
 #define MAX_READERS 8
 #define COMPACT_CHUNK 2000 /* revisions reclaimed per step */
-#define TICK_MS 1000	   /* auto-compaction check interval */
+#define TICK_MS 200	   /* auto-compaction check interval */
 
 enum {
 	ST_LATEST,
@@ -793,6 +793,23 @@ static int op_delete(sq *b, batch *bt, const store_op *o, int64_t rev,
 	return rc;
 }
 
+static int event_key_cmp(const void *a, const void *b)
+{
+	const store_event *x = *(store_event *const *)a;
+	const store_event *y = *(store_event *const *)b;
+
+	return strcmp(x->kv.key, y->kv.key);
+}
+
+/* The events of one revision go out in key order (invariant 3), as the
+ * database gives them back: sort those added since index from. */
+static void sort_events(batch *bt, size_t from)
+{
+	if (bt->nev - from > 1)
+		qsort(bt->ev + from, bt->nev - from, sizeof(*bt->ev),
+		      event_key_cmp);
+}
+
 /* Apply one transaction inside the open SQL transaction. Returns 0, a
  * request-level error (STORE_ENOLEASE: nothing written) or an SQL error
  * that fails the whole group. */
@@ -802,6 +819,7 @@ static int apply_txn(sq *b, batch *bt, const store_txn *t,
 	const store_op *ops;
 	size_t nops;
 	int64_t rev = bt->rev + 1;
+	size_t first_event = bt->nev;
 	bool wrote = false;
 	int rc;
 
@@ -852,6 +870,7 @@ static int apply_txn(sq *b, batch *bt, const store_txn *t,
 	if (wrote)
 		bt->rev = rev;
 	res->revision = bt->rev;
+	sort_events(bt, first_event);
 	return 0;
 }
 
@@ -910,6 +929,7 @@ static int apply_revoke(sq *b, batch *bt, store_req *r)
 	sqlite3_stmt *st = stmt(&b->w, ST_LEASE_KEYS);
 	int64_t rev = bt->rev + 1;
 	int64_t deleted = 0;
+	size_t first_event = bt->nev;
 	int rc = 0, step;
 
 	if (!lease_exists(b, r->arg) || batch_revoked(bt, r->arg)) {
@@ -947,6 +967,7 @@ static int apply_revoke(sq *b, batch *bt, store_req *r)
 	bt->revoked[bt->nrevoked++] = r->arg;
 	if (deleted)
 		bt->rev = rev;
+	sort_events(bt, first_event);
 	return 0;
 }
 
@@ -1071,10 +1092,7 @@ static void internal_done(int err, store_txn_result *res, void *arg)
 {
 	(void)err;
 	(void)arg;
-	if (res) {
-		store_txn_result_free(res);
-		free(res);
-	}
+	store_txn_result_delete(res);
 }
 
 static store_req *internal_req(store_req_kind kind, int64_t arg)
@@ -1290,7 +1308,9 @@ static void *committer(void *arg)
 			break;
 		if (!STAILQ_EMPTY(&reqs))
 			run_batch(b, &reqs);
-		else if (reclaim_due(b))
+		/* One window of reclaiming per round, between write groups,
+		 * so that it keeps up under steady writes. */
+		if (reclaim_due(b))
 			reclaim_step(b);
 	}
 	return NULL;

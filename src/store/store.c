@@ -192,6 +192,12 @@ void store_range_result_free(store_range_result *r)
 	memset(r, 0, sizeof(*r));
 }
 
+void store_txn_result_delete(store_txn_result *r)
+{
+	store_txn_result_free(r);
+	free(r);
+}
+
 void store_txn_result_free(store_txn_result *r)
 {
 	if (!r)
@@ -754,7 +760,8 @@ struct store_watch {
 	store *s;
 	char *key;
 	char *end;    /* NULL: the single key */
-	int64_t next; /* every event below this revision was delivered */
+	int64_t next; /* every event below this revision was delivered, */
+	size_t skip;  /* and this many matching events of next */
 	int err;      /* sticky error once dead */
 };
 
@@ -826,39 +833,63 @@ static int push_event(store_event ***evs, size_t *n, size_t *cap,
 	return 0;
 }
 
-/* With s->mu held: take matching ring events from w->next on. Never splits
- * a revision, so w->next can move past every revision it returns. */
+/* Offer the next matching event e (in (revision, key) order, revision >=
+ * w->next) to the watcher. The cursor is (next, skip): every revision below
+ * next is delivered, and so are the first skip matching events of next.
+ * Returns 1 when the caller's batch is full (e not taken), 0 when e was
+ * taken or had been delivered before, or STORE_ENOMEM. */
+static int deliver(store_watch *w, store_event *e, size_t max,
+		   store_event ***evs, size_t *n, size_t *cap, size_t *seen)
+{
+	int64_t rev = e->kv.mod_revision;
+
+	if (rev == w->next && (*seen)++ < w->skip)
+		return 0; /* sent in an earlier batch */
+	if (*n >= max)
+		return 1;
+	if (push_event(evs, n, cap, e))
+		return STORE_ENOMEM;
+	store_event_ref(e);
+	if (rev != w->next) {
+		w->next = rev;
+		w->skip = 0;
+		*seen = 1;
+	}
+	w->skip++;
+	return 0;
+}
+
+/* With s->mu held: take matching ring events from the cursor on. */
 static int take_from_ring(store_watch *w, size_t max, store_event ***evs,
 			  size_t *n, size_t *cap)
 {
 	store_ring *r = &w->s->ring;
-	size_t i = store_ring_find(r, w->next);
-	int64_t last = store_revision(w->s);
+	size_t i = store_ring_find(r, w->next), seen = 0;
+	int rc = 0;
 
-	for (; i < r->count; i++) {
+	for (; i < r->count && rc == 0; i++) {
 		store_event *e = store_ring_at(r, i);
 
-		if (*n >= max && e->kv.mod_revision != (*evs)[*n - 1]->kv.mod_revision) {
-			last = e->kv.mod_revision - 1;
-			break;
-		}
-		if (!store_key_in(e->kv.key, w->key, w->end))
-			continue;
-		if (push_event(evs, n, cap, e))
-			return STORE_ENOMEM;
-		store_event_ref(e);
+		if (store_key_in(e->kv.key, w->key, w->end))
+			rc = deliver(w, e, max, evs, n, cap, &seen);
 	}
-	w->next = last + 1;
-	return 0;
+	if (rc == 1)
+		return 0;
+	if (rc == 0) {
+		w->next = store_revision(w->s) + 1;
+		w->skip = 0;
+	}
+	return rc;
 }
 
 /* Without the lock: read revisions [w->next, to] from the backend. */
-static int take_from_history(store_watch *w, int64_t to, store_event ***evs,
-			     size_t *n, size_t *cap)
+static int take_from_history(store_watch *w, int64_t to, size_t max,
+			     store_event ***evs, size_t *n, size_t *cap)
 {
 	store *s = w->s;
 	store_event **h = NULL;
-	size_t hn = 0;
+	size_t hn = 0, i, seen = 0;
+	int64_t next = w->next, skip = (int64_t)w->skip;
 	int rc;
 
 	rc = s->be->history(s->bctx, w->key, w->end, w->next, to, &h, &hn);
@@ -866,15 +897,21 @@ static int take_from_history(store_watch *w, int64_t to, store_event ***evs,
 	 * if the compact revision did not pass our start meanwhile. */
 	if (rc == 0 && store_compact_revision(s) > w->next)
 		rc = STORE_ECOMPACTED;
-	for (size_t i = 0; i < hn; i++) {
-		if (rc == 0)
-			rc = push_event(evs, n, cap, h[i]);
-		if (rc != 0)
-			store_event_unref(h[i]);
-	}
+	for (i = 0; i < hn && rc == 0; i++)
+		rc = deliver(w, h[i], max, evs, n, cap, &seen);
+	for (i = 0; i < hn; i++)
+		store_event_unref(h[i]);
 	free(h);
-	if (rc == 0)
+	if (rc == 0) {
 		w->next = to + 1;
+		w->skip = 0;
+	} else if (rc == 1) {
+		rc = 0;
+	} else {
+		/* Undo: what was pushed is dropped by the caller. */
+		w->next = next;
+		w->skip = (size_t)skip;
+	}
 	return rc;
 }
 
@@ -923,7 +960,8 @@ int store_watch_next(store_watch *w, int timeout_ms, size_t max,
 				if (to - w->next >= HISTORY_CHUNK)
 					to = w->next + HISTORY_CHUNK - 1;
 				pthread_mutex_unlock(&s->mu);
-				rc = take_from_history(w, to, evs, n, &cap);
+				rc = take_from_history(w, to, max, evs, n,
+						       &cap);
 				pthread_mutex_lock(&s->mu);
 			}
 			if (rc || *n >= max)

@@ -241,13 +241,19 @@ int store_txn_run(store *s, const store_txn *t, store_txn_result *out);
 
 /* As store_txn_run, without blocking: t is copied, and cb runs once on a store
  * thread when t is durable or has failed. res is NULL when err != 0;
- * otherwise cb owns res and frees it with store_txn_result_free. cb must
+ * otherwise cb owns res (heap-allocated) and frees it with
+ * store_txn_result_delete, at once or later on another thread. cb must
  * not block for long: it delays the next group commit. Returns 0 if queued
  * (cb will run), or an error (cb will not run). */
 typedef void (*store_txn_cb)(int err, store_txn_result *res, void *arg);
 int store_txn_async(store *s, const store_txn *t, store_txn_cb cb, void *arg);
 
+/* Free what a result holds (not r itself: for results filled by
+ * store_txn_run into the caller's struct). */
 void store_txn_result_free(store_txn_result *r);
+/* Free a heap result handed to a store_txn_async callback, and r itself.
+ * NULL is fine. */
+void store_txn_result_delete(store_txn_result *r);
 
 /* Convenience wrappers over store_txn_run. */
 
@@ -319,11 +325,13 @@ typedef struct store_watch store_watch;
 int store_watch_open(store *s, const char *key, const char *end,
 		     int64_t start_revision, store_watch **out);
 
-/* Take the next events, waiting up to timeout_ms (0: don't wait; -1:
- * forever). On return 0, *evs holds *n events (possibly 0 on timeout);
+/* Take the next events, at most max, waiting up to timeout_ms (0: don't
+ * wait; -1: forever). A small max may split the events of one revision
+ * across calls. On return 0, *evs holds *n events (possibly 0 on timeout);
  * the caller owns the array and one reference on each event: release both
  * with store_events_free. *progress (may be NULL) gets the revision up to
- * which this watcher has seen everything, for bookmarks.
+ * which this watcher has seen everything (every event of it and of each
+ * revision before it), for bookmarks.
  * Errors: STORE_ECOMPACTED (the watcher fell behind compaction; it is dead,
  * reopen from a fresh range), STORE_ECLOSED, STORE_EIO. */
 int store_watch_next(store_watch *w, int timeout_ms, size_t max,
