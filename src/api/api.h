@@ -1,0 +1,50 @@
+/*
+ * api.h -- the Kubernetes-compatible API server.
+ *
+ * One libevent event loop serves every request: discovery, OpenAPI, the
+ * resources of every registered type, watches, health and metrics. Reads
+ * come from the watch cache (storage/cache.h); writes are compare-and-swap
+ * transactions on the store, completed asynchronously: the store's thread
+ * hands each acknowledgement back to the loop, which answers the client.
+ */
+#ifndef SIGNALBOX_API_H
+#define SIGNALBOX_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+typedef struct api_options {
+	const char *listen_host; /* default 127.0.0.1 */
+	int listen_port;	 /* default 6443; 0 picks a free port */
+	size_t max_body;	 /* bytes; default 3 MiB (413 beyond) */
+	int max_inflight;	 /* non-watch requests; default 400 (429) */
+	int read_timeout;	 /* seconds for a request to arrive; default 60 */
+	int bookmark_seconds;	 /* watch heartbeat period; default 30 */
+	size_t cache_events;	 /* watch cache ring; default 10000 */
+} api_options;
+
+void api_options_init(api_options *o);
+
+typedef struct api_server api_server;
+
+/* Create the server on store s (borrowed; must outlive the server): load
+ * the cache, bind the listener. *out owns the server. The actual port is in
+ * api_port() (when listen_port was 0). Errors: -1 with a message. */
+int api_new(store *s, const api_options *o, api_server **out, char *err,
+	    size_t errlen);
+int api_port(const api_server *a);
+
+/* Run the loop until api_stop() (safe from a signal handler's thread via
+ * the loop, or from another thread). Returns 0. */
+int api_run(api_server *a);
+void api_stop(api_server *a);
+
+/* The event loop, to add signal events to it. */
+struct event_base *api_base(api_server *a);
+
+/* Close every connection and free. */
+void api_free(api_server *a);
+
+#endif

@@ -1,0 +1,187 @@
+/*
+ * api_int.h -- what the API server's files share. Not for use outside
+ * src/api/.
+ *
+ *   server.c     listener, routing, limits, metrics, async completions
+ *   status.c     Status objects (errors) and JSON replies
+ *   discovery.c  /version, /api, /apis, resource lists
+ *   openapi.c    /openapi/v2 and /openapi/v3
+ *   objects.c    create, get, list, update, patch, delete, deletecollection
+ *   watch.c      watch streams
+ *   table.c      as=Table output with printer columns
+ *   crd.c        CRD lifecycle: registering types, conditions
+ */
+#ifndef SIGNALBOX_API_INT_H
+#define SIGNALBOX_API_INT_H
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include "api/api.h"
+#include "api/selector.h"
+#include "registry/registry.h"
+#include "storage/cache.h"
+
+/* The verb of a request, for routing, metrics and (later) authorization. */
+typedef enum api_verb {
+	VERB_NONE,
+	VERB_GET,
+	VERB_LIST,
+	VERB_WATCH,
+	VERB_CREATE,
+	VERB_UPDATE,
+	VERB_PATCH,
+	VERB_DELETE,
+	VERB_DELETECOLLECTION,
+	VERB_COUNT
+} api_verb;
+
+extern const char *const api_verb_names[VERB_COUNT];
+
+typedef struct api_req api_req;
+
+/* A store transaction's completion, handed back to the loop. */
+typedef void (*api_done_fn)(api_req *r, int err, store_txn_result *res);
+
+struct api_req {
+	api_server *srv;
+	struct evhttp_request *ev;
+	api_verb verb;
+	char *path;		 /* decoded path, no query */
+	struct evkeyvalq query;	 /* decoded query parameters */
+	struct timespec start;
+	bool long_running;	 /* a watch: not counted in flight */
+	/* The resource addressed, when it is one. */
+	const reg_type *type;
+	const reg_version *ver;
+	char *group, *version, *plural, *ns, *name, *sub;
+	/* Body, read on arrival (NULL if none). */
+	char *body;
+	size_t body_len;
+	/* Write path state. */
+	api_done_fn done;
+	json_t *obj;	/* the object being written (owned) */
+	json_t *aux;	/* handler's scratch (owned) */
+	int retries;
+	int txn_err;		    /* set on the store thread */
+	store_txn_result *txn_res;  /* idem; freed after done runs */
+	STAILQ_ENTRY(api_req) link;
+};
+
+STAILQ_HEAD(api_req_list, api_req);
+
+/* Metrics: request counts and latency by verb, resource, code. */
+typedef struct api_metric {
+	char *verb;
+	char *resource;
+	int code;
+	uint64_t count;
+	double seconds;
+	uint64_t buckets[12];
+} api_metric;
+
+struct api_server {
+	api_options opt;
+	store *st;
+	cache *cache;
+	registry *reg;
+	struct event_base *base;
+	struct evhttp *http;
+	struct evhttp_bound_socket *sock;
+	int port;
+	struct event *wake;	/* woken from store threads */
+	pthread_mutex_t done_mu;
+	struct api_req_list done; /* completed store requests */
+	int inflight;
+	int watchers;
+	api_metric *metrics;
+	size_t nmetrics, metrics_cap;
+	/* Cached documents, rebuilt when the registry generation moves. */
+	uint64_t docs_gen;
+	json_t *openapi_v2;
+	json_t *openapi_v3_paths;
+	/* Open watch streams, to end them at shutdown. */
+	LIST_HEAD(, watch_stream) watches;
+	struct event *bookmark_timer;
+};
+
+/* ---- server.c ---- */
+const char *api_query(const api_req *r, const char *name);
+bool api_query_bool(const api_req *r, const char *name);
+/* Send a reply and finish r (frees it). body is copied. */
+void api_reply(api_req *r, int code, const char *content_type,
+	       const char *body, size_t len);
+/* Send a JSON value (stolen) with code, and finish r. */
+void api_reply_json(api_req *r, int code, json_t *v);
+/* Record metrics and free r (after a reply or at the end of a stream). */
+void api_req_finish(api_req *r, int code);
+/* Submit a store transaction; done runs on the loop once it is durable. */
+void api_txn(api_req *r, const store_txn *t, api_done_fn done);
+/* The key of an object: prefix + [ns/]name. Caller frees. */
+char *api_key(const reg_type *t, const char *ns, const char *name);
+/* RFC 3339 timestamp of now, UTC, seconds. */
+void api_now(char buf[32]);
+
+/* ---- status.c ---- */
+/* Send a Status failure: e.g. (404, "NotFound", message, details or NULL
+ * (stolen)). */
+void api_fail(api_req *r, int code, const char *reason, json_t *details,
+	      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void api_fail_notfound(api_req *r);
+void api_fail_invalid(api_req *r, const char *name, json_t *causes);
+json_t *api_status(int code, const char *reason, const char *message,
+		   json_t *details);
+json_t *api_details(const api_req *r, const char *name);
+/* "<plural>.<group>" or "<plural>" for the core group. */
+void api_qualified(const reg_type *t, char *buf, size_t len);
+
+/* ---- discovery.c ---- */
+bool api_discovery(api_req *r);
+
+/* ---- openapi.c ---- */
+bool api_openapi(api_req *r);
+
+/* ---- objects.c ---- */
+void api_objects(api_req *r);
+/* Bring an object into the form stored: apiVersion and kind of t/v,
+ * metadata defaults (uid, creationTimestamp, generation, namespace),
+ * schema defaulting and pruning, validation. Adds causes; returns their
+ * count. unknown (may be NULL) collects pruned field paths. */
+size_t api_prepare(api_req *r, json_t *obj, json_t *causes, json_t *unknown);
+
+/* List and watch filters: labelSelector and fieldSelector. */
+typedef struct api_filter {
+	sel *labels;
+	fsel *fields;
+} api_filter;
+/* Parse r's selectors; on error sends 400 and returns false. */
+bool api_filter_parse(api_req *r, api_filter *f);
+void api_filter_free(api_filter *f);
+bool api_filter_match(const api_filter *f, const cache_obj *o);
+/* Is o stored with this apiVersion (so its bytes serve as they are)? */
+bool api_stored_as(const cache_obj *o, const char *api_version);
+/* The apiVersion r asked for ("g/v" or "v1"). */
+void api_version_of(const api_req *r, char *buf, size_t len);
+
+/* ---- watch.c ---- */
+void api_watch(api_req *r);
+void api_watch_shutdown(api_server *a);
+void api_watch_bookmarks(api_server *a);
+
+/* ---- table.c ---- */
+bool api_wants_table(const api_req *r);
+json_t *api_table(api_req *r, cache_obj **objs, size_t n, const char *rv,
+		  const char *cont, int64_t remaining);
+
+/* ---- crd.c ---- */
+/* Follow CRD events: register types, set Established/NamesAccepted. */
+int api_crd_start(api_server *a);
+/* Check a CRD being written; adds causes. */
+size_t api_crd_check(api_server *a, const json_t *crd, json_t *causes);
+
+#endif

@@ -1,0 +1,641 @@
+/*
+ * server.c -- the listener, request routing, limits, metrics, and the hand
+ * back of store completions to the event loop.
+ *
+ * One event loop. A request is parsed into an api_req, routed, and either
+ * answered at once (reads: from the cache) or parked until its store
+ * transaction is durable: the store's committer thread queues the
+ * completion on done and wakes the loop, which first applies the store's
+ * new events to the cache (so the writer's own change is visible) and then
+ * runs the completion.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/thread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api_int.h"
+
+const char *const api_verb_names[VERB_COUNT] = {
+	[VERB_NONE] = "",	   [VERB_GET] = "GET",
+	[VERB_LIST] = "LIST",	   [VERB_WATCH] = "WATCH",
+	[VERB_CREATE] = "POST",	   [VERB_UPDATE] = "PUT",
+	[VERB_PATCH] = "PATCH",	   [VERB_DELETE] = "DELETE",
+	[VERB_DELETECOLLECTION] = "DELETECOLLECTION",
+};
+
+static const double bucket_le[12] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
+				     0.025,  0.05,  0.1,    0.25,  0.5,
+				     1.0,    5.0};
+
+void api_options_init(api_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->listen_host = "127.0.0.1";
+	o->listen_port = 6443;
+	o->max_body = 3u << 20;
+	o->max_inflight = 400;
+	o->read_timeout = 60;
+	o->bookmark_seconds = 30;
+	o->cache_events = 10000;
+}
+
+/* ---- small helpers -------------------------------------------------- */
+
+const char *api_query(const api_req *r, const char *name)
+{
+	return evhttp_find_header(&r->query, name);
+}
+
+bool api_query_bool(const api_req *r, const char *name)
+{
+	const char *v = api_query(r, name);
+
+	return v && (!strcmp(v, "true") || !strcmp(v, "1"));
+}
+
+char *api_key(const reg_type *t, const char *ns, const char *name)
+{
+	char *k;
+
+	if (t->namespaced && ns) {
+		if (asprintf(&k, "%s%s/%s", t->key_prefix, ns, name) < 0)
+			return NULL;
+	} else if (asprintf(&k, "%s%s", t->key_prefix, name) < 0)
+		return NULL;
+	return k;
+}
+
+void api_now(char buf[32])
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* ---- metrics -------------------------------------------------------- */
+
+static void metric_add(api_server *a, const char *verb, const char *resource,
+		       int code, double secs)
+{
+	api_metric *m = NULL;
+
+	for (size_t i = 0; i < a->nmetrics; i++) {
+		api_metric *x = &a->metrics[i];
+
+		if (x->code == code && !strcmp(x->verb, verb) &&
+		    !strcmp(x->resource, resource)) {
+			m = x;
+			break;
+		}
+	}
+	if (!m) {
+		if (a->nmetrics == a->metrics_cap) {
+			size_t nc = a->metrics_cap ? a->metrics_cap * 2 : 64;
+			api_metric *p = realloc(a->metrics, nc * sizeof(*p));
+
+			if (!p)
+				return;
+			a->metrics = p;
+			a->metrics_cap = nc;
+		}
+		m = &a->metrics[a->nmetrics];
+		memset(m, 0, sizeof(*m));
+		m->verb = strdup(verb);
+		m->resource = strdup(resource);
+		m->code = code;
+		if (!m->verb || !m->resource) {
+			free(m->verb);
+			free(m->resource);
+			return;
+		}
+		a->nmetrics++;
+	}
+	m->count++;
+	m->seconds += secs;
+	for (int i = 0; i < 12; i++)
+		if (secs <= bucket_le[i])
+			m->buckets[i]++;
+}
+
+static void serve_metrics(api_req *r)
+{
+	api_server *a = r->srv;
+	struct evbuffer *b = evbuffer_new();
+	size_t len;
+	char *body;
+
+	evbuffer_add_printf(
+		b, "# HELP apiserver_request_total Requests by verb, resource "
+		   "and HTTP code.\n# TYPE apiserver_request_total counter\n");
+	for (size_t i = 0; i < a->nmetrics; i++) {
+		api_metric *m = &a->metrics[i];
+
+		evbuffer_add_printf(b,
+				    "apiserver_request_total{verb=\"%s\","
+				    "resource=\"%s\",code=\"%d\"} %llu\n",
+				    m->verb, m->resource, m->code,
+				    (unsigned long long)m->count);
+	}
+	evbuffer_add_printf(
+		b, "# HELP apiserver_request_duration_seconds Response "
+		   "latency by verb, resource and code.\n"
+		   "# TYPE apiserver_request_duration_seconds histogram\n");
+	for (size_t i = 0; i < a->nmetrics; i++) {
+		api_metric *m = &a->metrics[i];
+		const char *lbl = "verb=\"%s\",resource=\"%s\",code=\"%d\"";
+		char l[256];
+
+		snprintf(l, sizeof l, lbl, m->verb, m->resource, m->code);
+		for (int j = 0; j < 12; j++)
+			evbuffer_add_printf(
+				b,
+				"apiserver_request_duration_seconds_bucket{%s,"
+				"le=\"%g\"} %llu\n",
+				l, bucket_le[j],
+				(unsigned long long)m->buckets[j]);
+		evbuffer_add_printf(
+			b,
+			"apiserver_request_duration_seconds_bucket{%s,"
+			"le=\"+Inf\"} %llu\n"
+			"apiserver_request_duration_seconds_sum{%s} %.6f\n"
+			"apiserver_request_duration_seconds_count{%s} %llu\n",
+			l, (unsigned long long)m->count, l, m->seconds, l,
+			(unsigned long long)m->count);
+	}
+	evbuffer_add_printf(
+		b,
+		"# HELP apiserver_registered_watchers Open watch streams.\n"
+		"# TYPE apiserver_registered_watchers gauge\n"
+		"apiserver_registered_watchers %d\n"
+		"# HELP apiserver_current_inflight_requests Requests being "
+		"served, watches excluded.\n"
+		"# TYPE apiserver_current_inflight_requests gauge\n"
+		"apiserver_current_inflight_requests %d\n"
+		"# HELP signalbox_store_revision Newest revision in the "
+		"store.\n# TYPE signalbox_store_revision gauge\n"
+		"signalbox_store_revision %lld\n"
+		"# HELP signalbox_store_compact_revision Revision the store "
+		"is compacted to.\n"
+		"# TYPE signalbox_store_compact_revision gauge\n"
+		"signalbox_store_compact_revision %lld\n"
+		"# HELP signalbox_store_db_size_bytes Database size on disk, "
+		"WAL included.\n# TYPE signalbox_store_db_size_bytes gauge\n"
+		"signalbox_store_db_size_bytes %lld\n"
+		"# HELP signalbox_cache_objects Objects in the watch cache.\n"
+		"# TYPE signalbox_cache_objects gauge\n"
+		"signalbox_cache_objects %zu\n",
+		a->watchers, a->inflight, (long long)store_revision(a->st),
+		(long long)store_compact_revision(a->st),
+		(long long)store_db_size(a->st), cache_count(a->cache));
+	len = evbuffer_get_length(b);
+	body = malloc(len);
+	if (body)
+		evbuffer_remove(b, body, len);
+	evbuffer_free(b);
+	api_reply(r, 200, "text/plain; version=0.0.4; charset=utf-8",
+		  body ? body : "", body ? len : 0);
+	free(body);
+}
+
+/* ---- request lifecycle --------------------------------------------------- */
+
+static void req_free(api_req *r)
+{
+	evhttp_clear_headers(&r->query);
+	free(r->path);
+	free(r->group);
+	free(r->version);
+	free(r->plural);
+	free(r->ns);
+	free(r->name);
+	free(r->sub);
+	free(r->body);
+	json_decref(r->obj);
+	json_decref(r->aux);
+	free(r);
+}
+
+void api_req_finish(api_req *r, int code)
+{
+	api_server *a = r->srv;
+	struct timespec now;
+	double secs;
+	char res[256] = "";
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	secs = (double)(now.tv_sec - r->start.tv_sec) +
+	       (double)(now.tv_nsec - r->start.tv_nsec) / 1e9;
+	if (r->plural)
+		snprintf(res, sizeof res, "%s%s%s", r->plural,
+			 r->sub ? "/" : "", r->sub ? r->sub : "");
+	metric_add(a, r->verb ? api_verb_names[r->verb]
+			      : evhttp_request_get_command(r->ev) ==
+						EVHTTP_REQ_GET
+					? "GET"
+					: "OTHER",
+		   res, code, secs);
+	if (r->long_running)
+		a->watchers--;
+	else
+		a->inflight--;
+	req_free(r);
+}
+
+void api_reply(api_req *r, int code, const char *content_type,
+	       const char *body, size_t len)
+{
+	struct evbuffer *b = evbuffer_new();
+	struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
+
+	evhttp_add_header(h, "Content-Type", content_type);
+	evhttp_add_header(h, "Cache-Control", "no-cache, private");
+	if (b)
+		evbuffer_add(b, body, len);
+	evhttp_send_reply(r->ev, code, NULL, b);
+	if (b)
+		evbuffer_free(b);
+	api_req_finish(r, code);
+}
+
+void api_reply_json(api_req *r, int code, json_t *v)
+{
+	char *s = v ? json_dumps(v, JSON_COMPACT) : NULL;
+
+	json_decref(v);
+	if (!s) {
+		api_reply(r, 500, "application/json", "{}", 2);
+		return;
+	}
+	api_reply(r, code, "application/json", s, strlen(s));
+	free(s);
+}
+
+/* ---- store completions ------------------------------------------------- */
+
+static void on_txn(int err, store_txn_result *res, void *arg)
+{
+	api_req *r = arg;
+	api_server *a = r->srv;
+
+	/* On a store thread: park the result, wake the loop. */
+	r->txn_err = err;
+	r->txn_res = res;
+	pthread_mutex_lock(&a->done_mu);
+	STAILQ_INSERT_TAIL(&a->done, r, link);
+	pthread_mutex_unlock(&a->done_mu);
+	event_active(a->wake, EV_READ, 0);
+}
+
+void api_txn(api_req *r, const store_txn *t, api_done_fn done)
+{
+	int rc;
+
+	r->done = done;
+	rc = store_txn_async(r->srv->st, t, on_txn, r);
+	if (rc)
+		done(r, rc, NULL);
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+	api_server *a = arg;
+	struct api_req_list list;
+	api_req *r;
+	int rc;
+
+	(void)fd;
+	(void)what;
+	rc = cache_pump(a->cache);
+	if (rc)
+		fprintf(stderr, "signalbox: cache: %s\n", store_strerror(rc));
+	pthread_mutex_lock(&a->done_mu);
+	list = a->done;
+	STAILQ_INIT(&a->done);
+	pthread_mutex_unlock(&a->done_mu);
+	if (STAILQ_EMPTY(&list))
+		return;
+	/* The store acknowledged after publishing: pump once more so that
+	 * every completion below is already visible in the cache. */
+	cache_pump(a->cache);
+	while ((r = STAILQ_FIRST(&list))) {
+		store_txn_result *res = r->txn_res;
+		int err = r->txn_err;
+
+		STAILQ_REMOVE_HEAD(&list, link);
+		r->txn_res = NULL;
+		r->done(r, err, res);
+		store_txn_result_delete(res);
+	}
+}
+
+static void wake_from_thread(void *arg)
+{
+	api_server *a = arg;
+
+	event_active(a->wake, EV_READ, 0);
+}
+
+/* ---- routing -------------------------------------------------------------- */
+
+/* Split path into at most max segments (pointers into a copy in *buf). */
+static size_t split(const char *path, char **buf, char **seg, size_t max)
+{
+	size_t n = 0;
+	char *save, *p;
+
+	*buf = strdup(path);
+	if (!*buf)
+		return 0;
+	for (p = strtok_r(*buf, "/", &save); p && n < max;
+	     p = strtok_r(NULL, "/", &save))
+		seg[n++] = p;
+	return p ? max + 1 : n; /* max + 1: too many */
+}
+
+/* Parse /api/v1/... and /apis/g/v/... into r's resource fields. Returns
+ * false when the path is not a resource path. */
+static bool parse_resource(api_req *r)
+{
+	char *buf, *seg[10];
+	size_t n = split(r->path, &buf, seg, 9), i;
+	bool ok = false;
+
+	if (n < 3 || n > 9)
+		goto out;
+	if (!strcmp(seg[0], "api")) {
+		r->group = strdup("");
+		r->version = strdup(seg[1]);
+		i = 2;
+	} else if (!strcmp(seg[0], "apis") && n >= 4) {
+		r->group = strdup(seg[1]);
+		r->version = strdup(seg[2]);
+		i = 3;
+	} else
+		goto out;
+	/* namespaces/<ns>/<plural>/... when <plural> is namespaced. */
+	if (n - i >= 3 && !strcmp(seg[i], "namespaces")) {
+		const reg_type *t = reg_find(r->srv->reg, r->group, r->version,
+					     seg[i + 2], NULL);
+
+		if (t && t->namespaced) {
+			r->ns = strdup(seg[i + 1]);
+			i += 2;
+		}
+	}
+	r->plural = strdup(seg[i++]);
+	if (i < n)
+		r->name = strdup(seg[i++]);
+	if (i < n)
+		r->sub = strdup(seg[i++]);
+	ok = i == n;
+out:
+	free(buf);
+	return ok;
+}
+
+static void route(api_req *r)
+{
+	const char *p = r->path;
+
+	if (!strcmp(p, "/livez") || !strcmp(p, "/readyz") ||
+	    !strcmp(p, "/healthz")) {
+		api_reply(r, 200, "text/plain; charset=utf-8", "ok", 2);
+		return;
+	}
+	if (!strcmp(p, "/metrics")) {
+		serve_metrics(r);
+		return;
+	}
+	if (api_discovery(r) || api_openapi(r))
+		return;
+	if (parse_resource(r)) {
+		api_objects(r);
+		return;
+	}
+	api_fail(r, 404, "NotFound", NULL,
+		 "the server could not find the requested resource");
+}
+
+static void on_request(struct evhttp_request *ev, void *arg)
+{
+	api_server *a = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
+	const char *raw = evhttp_uri_get_path(uri);
+	const char *q = evhttp_uri_get_query(uri);
+	struct evbuffer *in = evhttp_request_get_input_buffer(ev);
+	api_req *r = calloc(1, sizeof(*r));
+
+	if (!r) {
+		evhttp_send_error(ev, 503, "out of memory");
+		return;
+	}
+	r->srv = a;
+	r->ev = ev;
+	TAILQ_INIT(&r->query);
+	clock_gettime(CLOCK_MONOTONIC, &r->start);
+	a->inflight++;
+	r->path = evhttp_uridecode(raw && *raw ? raw : "/", 0, NULL);
+	if (!r->path || (q && evhttp_parse_query_str(q, &r->query) != 0)) {
+		api_fail(r, 400, "BadRequest", NULL,
+			 "the request URL could not be parsed");
+		return;
+	}
+	if (a->inflight > a->opt.max_inflight) {
+		evhttp_add_header(evhttp_request_get_output_headers(ev),
+				  "Retry-After", "1");
+		api_fail(r, 429, "TooManyRequests", NULL,
+			 "too many requests, please try again later");
+		return;
+	}
+	r->body_len = evbuffer_get_length(in);
+	if (r->body_len) {
+		r->body = malloc(r->body_len + 1);
+		if (!r->body) {
+			api_fail(r, 500, "InternalError", NULL,
+				 "out of memory");
+			return;
+		}
+		evbuffer_remove(in, r->body, r->body_len);
+		r->body[r->body_len] = '\0';
+	}
+	route(r);
+}
+
+/* ---- set up ---------------------------------------------------------------- */
+
+static int ensure_default_namespace(api_server *a)
+{
+	const reg_type *t = reg_find(a->reg, "", "v1", "namespaces", NULL);
+	char *key = api_key(t, NULL, "default");
+	char now[32], *val;
+	store_cmp cmp = {key, STORE_CMP_CREATE, STORE_CMP_EQ, 0};
+	store_op put = {.type = STORE_OP_PUT, .key = key};
+	store_txn txn = {&cmp, 1, &put, 1, NULL, 0};
+	store_txn_result res;
+	json_t *ns;
+	int rc;
+
+	if (!key)
+		return STORE_ENOMEM;
+	api_now(now);
+	ns = json_pack("{s:s, s:s, s:{s:s, s:s, s:I}, s:{s:[s]}, s:{s:s}}",
+		       "apiVersion", "v1", "kind", "Namespace", "metadata",
+		       "name", "default", "creationTimestamp", now,
+		       "generation", (json_int_t)1, "spec", "finalizers",
+		       "kubernetes", "status", "phase", "Active");
+	val = json_dumps(ns, JSON_COMPACT);
+	json_decref(ns);
+	put.value = val;
+	put.value_len = val ? strlen(val) : 0;
+	rc = val ? store_txn_run(a->st, &txn, &res) : STORE_ENOMEM;
+	if (rc == 0)
+		store_txn_result_free(&res);
+	free(val);
+	free(key);
+	return rc;
+}
+
+static void on_bookmark_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	api_watch_bookmarks(arg);
+}
+
+int api_new(store *s, const api_options *o, api_server **out, char *err,
+	    size_t errlen)
+{
+	api_server *a = calloc(1, sizeof(*a));
+	struct timeval tv;
+	int rc;
+
+	*out = NULL;
+	if (!a)
+		return -1;
+	a->opt = *o;
+	a->st = s;
+	STAILQ_INIT(&a->done);
+	LIST_INIT(&a->watches);
+	pthread_mutex_init(&a->done_mu, NULL);
+	evthread_use_pthreads();
+	a->base = event_base_new();
+	a->reg = reg_new(err, errlen);
+	if (!a->base || !a->reg)
+		goto fail;
+	a->wake = event_new(a->base, -1, 0, on_wake, a);
+	a->bookmark_timer =
+		event_new(a->base, -1, EV_PERSIST, on_bookmark_timer, a);
+	if (!a->wake || !a->bookmark_timer)
+		goto fail;
+	rc = ensure_default_namespace(a);
+	if (rc) {
+		snprintf(err, errlen, "cannot create namespace default: %s",
+			 store_strerror(rc));
+		goto fail;
+	}
+	rc = cache_open(s, o->cache_events, wake_from_thread, a, &a->cache,
+			err, errlen);
+	if (rc)
+		goto fail;
+	if (api_crd_start(a)) {
+		snprintf(err, errlen, "cannot register the stored CRDs");
+		goto fail;
+	}
+	a->http = evhttp_new(a->base);
+	if (!a->http)
+		goto fail;
+	evhttp_set_max_body_size(a->http, (ev_ssize_t)o->max_body);
+	evhttp_set_max_headers_size(a->http, 64 * 1024);
+	evhttp_set_timeout(a->http, o->read_timeout);
+	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+						    EVHTTP_REQ_PUT |
+						    EVHTTP_REQ_PATCH |
+						    EVHTTP_REQ_DELETE |
+						    EVHTTP_REQ_HEAD);
+	evhttp_set_default_content_type(a->http, "application/json");
+	evhttp_set_gencb(a->http, on_request, a);
+	a->sock = evhttp_bind_socket_with_handle(a->http, o->listen_host,
+						 (ev_uint16_t)o->listen_port);
+	if (!a->sock) {
+		snprintf(err, errlen, "cannot listen on %s:%d: %s",
+			 o->listen_host, o->listen_port, strerror(errno));
+		goto fail;
+	}
+	{
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof ss;
+		evutil_socket_t fd = evhttp_bound_socket_get_fd(a->sock);
+
+		if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+			a->port = ntohs(ss.ss_family == AF_INET6
+						? ((struct sockaddr_in6 *)&ss)
+							  ->sin6_port
+						: ((struct sockaddr_in *)&ss)
+							  ->sin_port);
+	}
+	tv.tv_sec = o->bookmark_seconds > 0 ? o->bookmark_seconds : 30;
+	tv.tv_usec = 0;
+	event_add(a->bookmark_timer, &tv);
+	*out = a;
+	return 0;
+fail:
+	if (!*err)
+		snprintf(err, errlen, "cannot set up the API server");
+	api_free(a);
+	return -1;
+}
+
+int api_port(const api_server *a)
+{
+	return a->port;
+}
+
+struct event_base *api_base(api_server *a)
+{
+	return a->base;
+}
+
+int api_run(api_server *a)
+{
+	event_base_dispatch(a->base);
+	return 0;
+}
+
+void api_stop(api_server *a)
+{
+	event_base_loopexit(a->base, NULL);
+}
+
+void api_free(api_server *a)
+{
+	if (!a)
+		return;
+	if (a->base)
+		api_watch_shutdown(a);
+	if (a->http)
+		evhttp_free(a->http);
+	cache_close(a->cache);
+	if (a->wake)
+		event_free(a->wake);
+	if (a->bookmark_timer)
+		event_free(a->bookmark_timer);
+	reg_free(a->reg);
+	json_decref(a->openapi_v2);
+	json_decref(a->openapi_v3_paths);
+	for (size_t i = 0; i < a->nmetrics; i++) {
+		free(a->metrics[i].verb);
+		free(a->metrics[i].resource);
+	}
+	free(a->metrics);
+	if (a->base)
+		event_base_free(a->base);
+	pthread_mutex_destroy(&a->done_mu);
+	free(a);
+}
