@@ -61,7 +61,8 @@ struct jp {
 	struct node *root;
 };
 
-/* ---- nodes ---------------------------------------------------------------- */
+/* ---- nodes ----------------------------------------------------------------
+ */
 
 static void node_free(struct node *n)
 {
@@ -123,7 +124,8 @@ static struct node *node_lit(enum kind k, json_t *lit)
 	return n;
 }
 
-/* ---- the parser ----------------------------------------------------------- */
+/* ---- the parser -----------------------------------------------------------
+ */
 
 struct parser {
 	const char *in;
@@ -134,7 +136,7 @@ struct parser {
 };
 
 static int perr(struct parser *p, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static int perr(struct parser *p, const char *fmt, ...)
 {
@@ -509,8 +511,7 @@ static int parse_quote(struct parser *p, struct node *cur, char q)
 }
 
 /* ^(-?[0-9]*)(:-?[0-9]*)?(:-?[0-9]*)?$ : the three groups as spans. */
-static bool match_slice(const char *s, size_t n, size_t start[3],
-			size_t len[3])
+static bool match_slice(const char *s, size_t n, size_t start[3], size_t len[3])
 {
 	size_t i = 0, g;
 
@@ -628,7 +629,7 @@ static int parse_array(struct parser *p, struct node *cur)
 				a->params[1].known = true;
 				a->params[1].derived = true;
 				a->params[1].v =
-					(int64_t)((uint64_t)a->params[0].v + 1);
+				    (int64_t)((uint64_t)a->params[0].v + 1);
 			}
 			continue;
 		}
@@ -654,8 +655,8 @@ static enum fop filter_op(const char *s, size_t n)
 		const char *s;
 		enum fop op;
 	} ops[] = {
-		{"<", F_LT}, {">", F_GT}, {"==", F_EQ}, {"!=", F_NE},
-		{"<=", F_LE}, {">=", F_GE},
+	    {"<", F_LT},  {">", F_GT},	{"==", F_EQ},
+	    {"!=", F_NE}, {"<=", F_LE}, {">=", F_GE},
 	};
 	size_t i;
 
@@ -763,12 +764,14 @@ static int parse_inside(struct parser *p, struct node *cur)
 				p->pos--;
 				rc = parse_identifier(p, cur);
 			} else if (isprint(c)) {
-				rc = perr(p, "unrecognized character in action: "
-					     "U+%04X '%c'",
+				rc = perr(p,
+					  "unrecognized character in action: "
+					  "U+%04X '%c'",
 					  c, c);
 			} else {
-				rc = perr(p, "unrecognized character in action: "
-					     "U+%04X",
+				rc = perr(p,
+					  "unrecognized character in action: "
+					  "U+%04X",
 					  c);
 			}
 		}
@@ -780,8 +783,8 @@ static int parse_inside(struct parser *p, struct node *cur)
 static int parse_template(const char *s, size_t n, int depth,
 			  struct node **root, char *err, size_t errlen)
 {
-	struct parser p = {.in = s, .len = n, .depth = depth, .err = err,
-			   .errlen = errlen};
+	struct parser p = {
+	    .in = s, .len = n, .depth = depth, .err = err, .errlen = errlen};
 	struct node *list;
 	size_t text;
 	int rc = 0;
@@ -880,7 +883,8 @@ void jp_free(jp *p)
 	free(p);
 }
 
-/* ---- evaluation ----------------------------------------------------------- */
+/* ---- evaluation -----------------------------------------------------------
+ */
 
 /* An evaluation error: the whole result is empty. */
 #define EVAL_ERR (-EINVAL)
@@ -977,9 +981,9 @@ static int eval_field(const struct node *n, const struct vec *in,
 	int rc;
 
 	for (i = 0; i < in->n; i++) {
-		json_t *v = json_is_object(in->v[i]) ?
-				    json_object_get(in->v[i], n->name) :
-				    NULL;
+		json_t *v = json_is_object(in->v[i])
+				? json_object_get(in->v[i], n->name)
+				: NULL;
 
 		if (v && (rc = vec_add(out, v)))
 			return rc;
@@ -1038,19 +1042,17 @@ static int children(const json_t *v, struct vec *out)
 	int rc;
 
 	if (json_is_object(v)) {
-		json_object_foreach((json_t *)v, key, x)
-			if ((rc = vec_add(out, x)))
-				return rc;
+		json_object_foreach((json_t *)v, key,
+				    x) if ((rc = vec_add(out, x))) return rc;
 	} else if (json_is_array(v)) {
-		json_array_foreach(v, i, x)
-			if ((rc = vec_add(out, x)))
-				return rc;
+		json_array_foreach(v, i,
+				   x) if ((rc = vec_add(out, x))) return rc;
 	} else if (json_is_string(v)) {
 		s = json_string_value(v);
 		n = json_string_length(v);
 		for (i = 0; i < n; i++)
-			if ((rc = vec_add_new(out, json_integer(
-						   (unsigned char)s[i]))))
+			if ((rc = vec_add_new(
+				 out, json_integer((unsigned char)s[i]))))
 				return rc;
 	}
 	return 0;
@@ -1084,8 +1086,8 @@ static int eval_recursive(const struct vec *in, struct vec *out)
 		if (has_children(v) && !json_is_string(v)) {
 			rc = vec_add(out, v);
 			/* push the children, last first */
-			n = json_is_array(v) ? json_array_size(v) :
-					       json_object_size(v);
+			n = json_is_array(v) ? json_array_size(v)
+					     : json_object_size(v);
 			if (!rc && json_is_array(v)) {
 				for (j = n; j-- > 0 && !rc;)
 					rc = vec_add(&stack,
@@ -1105,12 +1107,13 @@ static int eval_recursive(const struct vec *in, struct vec *out)
 					json_t *t = stack.v[base + j];
 
 					stack.v[base + j] =
-						stack.v[stack.n - 1 - j];
+					    stack.v[stack.n - 1 - j];
 					stack.v[stack.n - 1 - j] = t;
 				}
 			}
 		} else if (has_children(v)) {
-			rc = vec_add(out, v); /* a string: its bytes are leaves */
+			rc = vec_add(out,
+				     v); /* a string: its bytes are leaves */
 		}
 		json_decref(v);
 		if (rc)
@@ -1121,7 +1124,8 @@ out:
 	return rc;
 }
 
-/* ---- filters: the comparisons of text/template ---------------------------- */
+/* ---- filters: the comparisons of text/template ----------------------------
+ */
 
 enum vkind { K_BAD, K_BOOL, K_INT, K_REAL, K_STR };
 
@@ -1168,7 +1172,8 @@ static int cmp_num(const json_t *a, const json_t *b)
 static int t_eq(const json_t *a, const json_t *b, bool *res)
 {
 	enum vkind ka = vkind(a), kb = vkind(b);
-	bool num = (ka == K_INT || ka == K_REAL) && (kb == K_INT || kb == K_REAL);
+	bool num =
+	    (ka == K_INT || ka == K_REAL) && (kb == K_INT || kb == K_REAL);
 
 	if (ka == K_BAD || kb == K_BAD || (ka != kb && !num))
 		return EVAL_ERR;
@@ -1184,7 +1189,8 @@ static int t_eq(const json_t *a, const json_t *b, bool *res)
 static int t_lt(const json_t *a, const json_t *b, bool *res)
 {
 	enum vkind ka = vkind(a), kb = vkind(b);
-	bool num = (ka == K_INT || ka == K_REAL) && (kb == K_INT || kb == K_REAL);
+	bool num =
+	    (ka == K_INT || ka == K_REAL) && (kb == K_INT || kb == K_REAL);
 
 	if (ka == K_BAD || kb == K_BAD || ka == K_BOOL || kb == K_BOOL ||
 	    (ka != kb && !num))

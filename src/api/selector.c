@@ -160,7 +160,7 @@ static void set_err(char *err, size_t errlen, const char *msg)
 }
 
 static void set_errf(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void set_errf(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -176,25 +176,25 @@ static void set_errf(char *err, size_t errlen, const char *fmt, ...)
 /* ---- validation of label keys and values (k8s util/validation) ---------- */
 
 #define QNAME_FMT "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
-#define QNAME_MSG                                                            \
-	"must consist of alphanumeric characters, '-', '_' or '.', and must " \
-	"start and end with an alphanumeric character (e.g. 'MyName',  or "  \
-	"'my.name',  or '123-abc', regex used for validation is '" QNAME_FMT  \
+#define QNAME_MSG                                                              \
+	"must consist of alphanumeric characters, '-', '_' or '.', and must "  \
+	"start and end with an alphanumeric character (e.g. 'MyName',  or "    \
+	"'my.name',  or '123-abc', regex used for validation is '" QNAME_FMT   \
 	"')"
 #define DNS_LABEL_FMT "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-#define DNS_SUB_MSG                                                          \
-	"a lowercase RFC 1123 subdomain must consist of lower case "         \
-	"alphanumeric characters, '-' or '.', and must start and end with "  \
-	"an alphanumeric character (e.g. 'example.com', regex used for "     \
+#define DNS_SUB_MSG                                                            \
+	"a lowercase RFC 1123 subdomain must consist of lower case "           \
+	"alphanumeric characters, '-' or '.', and must start and end with "    \
+	"an alphanumeric character (e.g. 'example.com', regex used for "       \
 	"validation is '" DNS_LABEL_FMT "(\\." DNS_LABEL_FMT ")*')"
-#define LABEL_VALUE_MSG                                                      \
-	"a valid label must be an empty string or consist of alphanumeric "  \
-	"characters, '-', '_' or '.', and must start and end with an "       \
-	"alphanumeric character (e.g. 'MyValue',  or 'my_value',  or "       \
+#define LABEL_VALUE_MSG                                                        \
+	"a valid label must be an empty string or consist of alphanumeric "    \
+	"characters, '-', '_' or '.', and must start and end with an "         \
+	"alphanumeric character (e.g. 'MyValue',  or 'my_value',  or "         \
 	"'12345', regex used for validation is '(" QNAME_FMT ")?')"
-#define QNAME_MAX      63
+#define QNAME_MAX	63
 #define LABEL_VALUE_MAX 63
-#define DNS_SUB_MAX    253
+#define DNS_SUB_MAX	253
 
 static bool is_alnum(char c)
 {
@@ -210,7 +210,8 @@ static bool qname_ok(const char *s, size_t n)
 	if (n == 0 || !is_alnum(s[0]) || !is_alnum(s[n - 1]))
 		return false;
 	for (i = 1; i + 1 < n; i++)
-		if (!is_alnum(s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '.')
+		if (!is_alnum(s[i]) && s[i] != '-' && s[i] != '_' &&
+		    s[i] != '.')
 			return false;
 	return true;
 }
@@ -228,7 +229,8 @@ static bool dns_subdomain_ok(const char *s, size_t n)
 			return false;
 		for (size_t j = start; j < i; j++) {
 			char c = s[j];
-			bool an = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+			bool an =
+			    (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 
 			if (!an && (c != '-' || j == start || j == i - 1))
 				return false;
@@ -354,7 +356,7 @@ struct req {
 	enum sel_op op;
 	char **vals;
 	size_t nvals;
-	int64_t num; /* OP_GT, OP_LT: the value */
+	int64_t num;  /* OP_GT, OP_LT: the value */
 	size_t order; /* for a stable sort */
 };
 
@@ -471,8 +473,8 @@ static void buf_gostrings(struct buf *b, char **vals, size_t n, bool nil)
  * fill r (copies). Errors are added to e; returns 0, -EINVAL or -ENOMEM.
  * check_key is false when the parser has checked the key already.
  */
-static int req_init(struct req *r, const char *key, enum sel_op op,
-		    char **vals, size_t nvals, bool vals_nil, bool check_key,
+static int req_init(struct req *r, const char *key, enum sel_op op, char **vals,
+		    size_t nvals, bool vals_nil, bool check_key,
 		    struct errlist *e)
 {
 	struct buf m = {0}, msgs = {0};
@@ -529,8 +531,8 @@ static int req_init(struct req *r, const char *key, enum sel_op op,
 			char tmp[48];
 
 			m.len = 0;
-			snprintf(tmp, sizeof(tmp), "values[%zu]: Invalid value: ",
-				 i);
+			snprintf(tmp, sizeof(tmp),
+				 "values[%zu]: Invalid value: ", i);
 			buf_puts(&m, tmp);
 			buf_quote(&m, vals[i]);
 			buf_puts(&m, ": for 'Gt', 'Lt' operators, the value "
@@ -878,8 +880,9 @@ static int parse_requirement(struct parser *p, struct req *r)
 			op = OP_LT;
 			break;
 		default:
-			return perr(p, lit, "', expected: in, notin, =, ==, "
-					    "!=, gt, lt");
+			return perr(p, lit,
+				    "', expected: in, notin, =, ==, "
+				    "!=, gt, lt");
 		}
 		if (op == OP_IN || op == OP_NOTIN) {
 			rc = parse_values(p, &set);
@@ -923,8 +926,9 @@ static int parse_all(struct parser *p, sel *s)
 		if (t == T_EOS)
 			return 0;
 		if (t != T_ID && t != T_NOT)
-			return perr(p, lit, "', expected: !, identifier, or "
-					    "'end of string'");
+			return perr(p, lit,
+				    "', expected: !, identifier, or "
+				    "'end of string'");
 		rc = parse_requirement(p, &r);
 		if (rc) {
 			if (rc == -EINVAL) {
@@ -949,11 +953,13 @@ static int parse_all(struct parser *p, sel *s)
 		if (t == T_EOS)
 			return 0;
 		if (t != T_COMMA)
-			return perr(p, lit, "', expected: ',' or 'end of "
-					    "string'");
+			return perr(p, lit,
+				    "', expected: ',' or 'end of "
+				    "string'");
 		t = look(p, true, &lit);
 		if (t != T_ID && t != T_NOT)
-			return perr(p, lit, "', expected: identifier after ','");
+			return perr(p, lit,
+				    "', expected: identifier after ','");
 	}
 }
 
@@ -1056,13 +1062,17 @@ static int from_expression(const json_t *x, size_t idx, struct req *r,
 	int rc;
 
 	if (jkey && !json_is_string(jkey)) {
-		set_errf(err, errlen, "matchExpressions[%zu].key: must be a "
-				      "string", idx);
+		set_errf(err, errlen,
+			 "matchExpressions[%zu].key: must be a "
+			 "string",
+			 idx);
 		return -EINVAL;
 	}
 	if (jop && !json_is_string(jop)) {
-		set_errf(err, errlen, "matchExpressions[%zu].operator: must be "
-				      "a string", idx);
+		set_errf(err, errlen,
+			 "matchExpressions[%zu].operator: must be "
+			 "a string",
+			 idx);
 		return -EINVAL;
 	}
 	if (jkey)
@@ -1088,8 +1098,10 @@ static int from_expression(const json_t *x, size_t idx, struct req *r,
 	}
 	rc = json_strings(json_object_get(x, "values"), &vals, &n);
 	if (rc == -EINVAL)
-		set_errf(err, errlen, "matchExpressions[%zu].values: must be "
-				      "an array of strings", idx);
+		set_errf(err, errlen,
+			 "matchExpressions[%zu].values: must be "
+			 "an array of strings",
+			 idx);
 	if (rc == -ENOMEM)
 		set_err(err, errlen, NULL);
 	if (!rc) {
@@ -1145,10 +1157,11 @@ int sel_from_json(const json_t *ls, sel **out, char *err, size_t errlen)
 			const char *val;
 
 			if (!json_is_string(v)) {
-				set_errf(err, errlen,
-					 "matchLabels: the value of %.200s must "
-					 "be a string",
-					 k);
+				set_errf(
+				    err, errlen,
+				    "matchLabels: the value of %.200s must "
+				    "be a string",
+				    k);
 				rc = -EINVAL;
 				goto fail;
 			}
@@ -1254,9 +1267,9 @@ bool sel_empty(const sel *s)
 static void req_print(struct buf *b, const struct req *r)
 {
 	static const char *const ops[] = {
-		[OP_IN] = " in (", [OP_NOTIN] = " notin (", [OP_EQ] = "=",
-		[OP_DEQ] = "==",   [OP_NEQ] = "!=",         [OP_GT] = ">",
-		[OP_LT] = "<",
+	    [OP_IN] = " in (", [OP_NOTIN] = " notin (", [OP_EQ] = "=",
+	    [OP_DEQ] = "==",   [OP_NEQ] = "!=",		[OP_GT] = ">",
+	    [OP_LT] = "<",
 	};
 	char **sorted = r->vals;
 	size_t i;
@@ -1399,8 +1412,7 @@ static int span_cmp(const void *a, const void *b)
 }
 
 /* Split a term at its first operator: != == = (tried in that order). */
-static bool split_term(struct span t, size_t *oppos, size_t *oplen,
-		       bool *neq)
+static bool split_term(struct span t, size_t *oppos, size_t *oplen, bool *neq)
 {
 	size_t i;
 

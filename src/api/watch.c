@@ -25,8 +25,10 @@
 
 #include "api/api_int.h"
 
-/* A watcher whose client does not read is cut off past this backlog. */
+/* A watcher whose client does not read is cut off past this backlog, or
+ * when a write cannot drain for this long. */
 #define MAX_BACKLOG (16u << 20)
+#define STALL_SECONDS 60
 
 typedef struct watch_stream {
 	api_req *r;
@@ -311,8 +313,15 @@ void api_watch(api_req *r)
 	evhttp_add_header(h, "Cache-Control", "no-cache, private");
 	evhttp_send_reply_start(r->ev, 200, "OK");
 	w->conn = evhttp_request_get_connection(r->ev);
-	if (w->conn)
+	if (w->conn) {
+		/* A watch may sit idle for long: no read timeout, but a write
+		 * that cannot drain for a while means the client is gone. */
+		struct timeval wtv = {STALL_SECONDS, 0};
+
 		evhttp_connection_set_closecb(w->conn, on_close, w);
+		bufferevent_set_timeouts(
+			evhttp_connection_get_bufferevent(w->conn), NULL, &wtv);
+	}
 
 	if (rv == 0 || initial) {
 		send_state(w);

@@ -21,11 +21,14 @@
 
 static const char serve_usage[] =
 	"usage: signalbox serve [--data-dir DIR] [--listen HOST:PORT]\n"
+	"                       [--request-timeout S]\n"
 	"                       [--history-revisions N] [--history-seconds S]\n"
 	"  --data-dir DIR           where the database lives "
 	"(default ./signalbox-data)\n"
 	"  --listen HOST:PORT       where the API listens "
 	"(default 127.0.0.1:6443)\n"
+	"  --request-timeout S      a client must send its request within S "
+	"seconds (default 60)\n"
 	"  --history-revisions N    keep at most N revisions of history "
 	"(default 10000, 0: no limit)\n"
 	"  --history-seconds S      keep no history older than S seconds "
@@ -134,6 +137,7 @@ int cmd_serve(int argc, char **argv)
 	static const struct option opts[] = {
 		{"data-dir", required_argument, NULL, 'd'},
 		{"listen", required_argument, NULL, 'l'},
+		{"request-timeout", required_argument, NULL, 't'},
 		{"history-revisions", required_argument, NULL, 'r'},
 		{"history-seconds", required_argument, NULL, 's'},
 		{"help", no_argument, NULL, 'h'},
@@ -160,6 +164,19 @@ int cmd_serve(int argc, char **argv)
 			if (parse_listen(optarg, host, sizeof host, &port))
 				return 2;
 			break;
+		case 't': {
+			int64_t secs;
+
+			if (parse_count("--request-timeout", optarg, &secs) ||
+			    secs == 0 || secs > 3600) {
+				fprintf(stderr, "signalbox serve: "
+						"--request-timeout wants 1..3600 "
+						"seconds\n");
+				return 2;
+			}
+			ao.read_timeout = (int)secs;
+			break;
+		}
 		case 'r':
 			if (parse_count("--history-revisions", optarg,
 					&o.history_revisions))
