@@ -286,6 +286,13 @@ static json_t *parse_body(api_req *r, bool strict)
 	json_error_t e;
 	json_t *j;
 
+	if (*content_type(r) && !ct_is(r, "application/json") &&
+	    !ct_is(r, "*/*")) {
+		api_fail(r, 415, "UnsupportedMediaType", NULL,
+			 "the body of the request was in an unknown format - "
+			 "accepted media types include: application/json");
+		return NULL;
+	}
 	if (!r->body || !r->body_len) {
 		api_fail(r, 400, "BadRequest", NULL,
 			 "the request body is empty: send a JSON object");

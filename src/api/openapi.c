@@ -112,13 +112,15 @@ static json_t *param(const char *name, const char *desc)
 static json_t *op(const reg_type *t, const reg_version *v, const char *id,
 		  const char *ref, bool body, bool patch)
 {
+	json_t *g = gvk(t, v);
 	json_t *o = json_pack(
-		"{s:s, s:o, s:{s:{s:s, s:{s:{s:{s:s}}}}}}", "operationId", id,
-		"x-kubernetes-group-version-kind", json_array_get(gvk(t, v), 0),
+		"{s:s, s:O, s:{s:{s:s, s:{s:{s:{s:s}}}}}}", "operationId", id,
+		"x-kubernetes-group-version-kind", json_array_get(g, 0),
 		"responses", "200", "description", "OK", "content",
 		"application/json", "schema", "$ref", ref);
 	json_t *params = json_array();
 
+	json_decref(g);
 	json_array_append_new(params,
 			      param("dryRun", "When present, indicates that "
 					      "modifications should not be "
