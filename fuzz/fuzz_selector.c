@@ -17,11 +17,11 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const label_sets[] = {
-	"{}",
-	"{\"a\":\"1\",\"b\":\"x\"}",
-	"{\"x\":\"y\",\"a\":\"-3\",\"in\":\"notin\"}",
-	"{\"a\":\"\",\"example.com/b\":\"v.1\",\"c\":\"10\"}",
-	"{\"x\":\"\",\"y\":\"z\",\"a\":\"x\",\"notin\":\"in\",\"b\":\"2\"}",
+    "{}",
+    "{\"a\":\"1\",\"b\":\"x\"}",
+    "{\"x\":\"y\",\"a\":\"-3\",\"in\":\"notin\"}",
+    "{\"a\":\"\",\"example.com/b\":\"v.1\",\"c\":\"10\"}",
+    "{\"x\":\"\",\"y\":\"z\",\"a\":\"x\",\"notin\":\"in\",\"b\":\"2\"}",
 };
 #define NSETS (sizeof(label_sets) / sizeof(label_sets[0]))
 
@@ -79,7 +79,8 @@ static void check_label_roundtrip(const sel *s, int from_string)
 		return;
 	}
 	if (sel_parse(str, &s2, err, sizeof(err))) {
-		fprintf(stderr, "canonical '%s' does not parse: %s\n", str, err);
+		fprintf(stderr, "canonical '%s' does not parse: %s\n", str,
+			err);
 		abort();
 	}
 	for (i = 0; i < NSETS; i++)
@@ -110,13 +111,15 @@ static void check_field_roundtrip(const fsel *f)
 	if (!str)
 		return;
 	if (fsel_parse(str, &f2, err, sizeof(err))) {
-		fprintf(stderr, "canonical '%s' does not parse: %s\n", str, err);
+		fprintf(stderr, "canonical '%s' does not parse: %s\n", str,
+			err);
 		abort();
 	}
 	for (k = 0; k < 2; k++)
 		if (fsel_match(f, field_get, (void *)(uintptr_t)k) !=
 		    fsel_match(f2, field_get, (void *)(uintptr_t)k)) {
-			fprintf(stderr, "field '%s' matches differently\n", str);
+			fprintf(stderr, "field '%s' matches differently\n",
+				str);
 			abort();
 		}
 	/*

@@ -33,45 +33,45 @@ static json_t *labels(const char *js)
 static const struct {
 	const char *in, *out;
 } valid_cases[] = {
-	{"", ""},
-	{"x=a", "x=a"},
-	{"x=a,y=b,z=c", "x=a,y=b,z=c"},
-	{"z=c,y=b,x=a", "x=a,y=b,z=c"},
-	{"x==a", "x==a"},
-	{"x!=a,y=b", "x!=a,y=b"},
-	{"x=", "x="},
-	{"x= ", "x="},
-	{"x=,z= ", "x=,z="},
-	{"x= ,z= ", "x=,z="},
-	{"!x", "!x"},
-	{"x", "x"},
-	{" x ", "x"},
-	{"x>1", "x>1"},
-	{"x<1", "x<1"},
-	{"x>1,z<5", "x>1,z<5"},
-	{"x>-1", NULL},
-	{"x in (a)", "x in (a)"},
-	{"x in (b,a)", "x in (a,b)"},
-	{"x in (a,a,b)", "x in (a,b)"},
-	{"x in ()", "x in ()"},
-	{"x in (,a)", "x in (,a)"},
-	{"x in (a,)", "x in (,a)"},
-	{"x in (a,,b)", "x in (,a,b)"},
-	{"x notin (a)", "x notin (a)"},
-	{"x  in  ( a , b )", "x in (a,b)"},
-	{"x in(a)", "x in (a)"},
-	{"x\tin\t(a)", "x in (a)"},
-	{"x in (in,notin)", "x in (in,notin)"},
-	{"in in (in)", "in in (in)"},
-	{"notin=in", "notin=in"},
-	{"x=in", "x=in"},
-	{"!in", "!in"},
-	{"x in (foo,,baz),y,z notin ()", "x in (,baz,foo),y,z notin ()"},
-	{"example.com/app=web", "example.com/app=web"},
-	{"a.b-c_d=e.f-g_h", "a.b-c_d=e.f-g_h"},
-	{"x=a,x!=b", "x=a,x!=b"},
-	{"x=1,!y", "x=1,!y"},
-	{"y,!x", "!x,y"},
+    {"", ""},
+    {"x=a", "x=a"},
+    {"x=a,y=b,z=c", "x=a,y=b,z=c"},
+    {"z=c,y=b,x=a", "x=a,y=b,z=c"},
+    {"x==a", "x==a"},
+    {"x!=a,y=b", "x!=a,y=b"},
+    {"x=", "x="},
+    {"x= ", "x="},
+    {"x=,z= ", "x=,z="},
+    {"x= ,z= ", "x=,z="},
+    {"!x", "!x"},
+    {"x", "x"},
+    {" x ", "x"},
+    {"x>1", "x>1"},
+    {"x<1", "x<1"},
+    {"x>1,z<5", "x>1,z<5"},
+    {"x>-1", NULL},
+    {"x in (a)", "x in (a)"},
+    {"x in (b,a)", "x in (a,b)"},
+    {"x in (a,a,b)", "x in (a,b)"},
+    {"x in ()", "x in ()"},
+    {"x in (,a)", "x in (,a)"},
+    {"x in (a,)", "x in (,a)"},
+    {"x in (a,,b)", "x in (,a,b)"},
+    {"x notin (a)", "x notin (a)"},
+    {"x  in  ( a , b )", "x in (a,b)"},
+    {"x in(a)", "x in (a)"},
+    {"x\tin\t(a)", "x in (a)"},
+    {"x in (in,notin)", "x in (in,notin)"},
+    {"in in (in)", "in in (in)"},
+    {"notin=in", "notin=in"},
+    {"x=in", "x=in"},
+    {"!in", "!in"},
+    {"x in (foo,,baz),y,z notin ()", "x in (,baz,foo),y,z notin ()"},
+    {"example.com/app=web", "example.com/app=web"},
+    {"a.b-c_d=e.f-g_h", "a.b-c_d=e.f-g_h"},
+    {"x=a,x!=b", "x=a,x!=b"},
+    {"x=1,!y", "x=1,!y"},
+    {"y,!x", "!x,y"},
 };
 
 static void test_parse_valid(void **state)
@@ -110,56 +110,56 @@ static void test_parse_valid(void **state)
 static const struct {
 	const char *in, *msg;
 } invalid_cases[] = {
-	{"x=a||y=b", "unable to parse requirement: values[0][x]: Invalid "
-		     "value: \"a||y\""},
-	{"x==a==b", "found '==', expected: ',' or 'end of string'"},
-	{"!x=a", "found '=', expected: ',' or 'end of string'"},
-	{"x<a", "values[0]: Invalid value: \"a\": for 'Gt', 'Lt' "
-		"operators, the value must be an integer"},
-	{"x>1.1", "the value must be an integer"},
-	{"x>", "the value must be an integer"},
-	{"x in (a b)", "unable to parse requirement: found 'b', expected: "
-		       "',' or ')'"},
-	{"x in (a", "found '', expected: ',' or ')'"},
-	{"x in a", "found 'a' expected: '('"},
-	{"x in (=)", "found '=', expected: ',', ')' or identifier"},
-	{"x in (a,=)", "found '=', expected: ',', or identifier"},
-	{"x (a)", "found '(', expected: in, notin, =, ==, !=, gt, lt"},
-	{"x=a,", "found '', expected: identifier after ','"},
-	{",x=a", "found ',', expected: !, identifier, or 'end of string'"},
-	{"=a", "found '=', expected: !, identifier, or 'end of string'"},
-	{"!!x", "found '!', expected: identifier"},
-	{"x=(a)", "found '(', expected: identifier"},
-	{"x=a b", "found 'b', expected: ',' or 'end of string'"},
-	{"app=bad value!", "found 'value', expected: ',' or 'end of string'"},
-	{"app=bad#value",
-	 "unable to parse requirement: values[0][app]: Invalid value: "
-	 "\"bad#value\": a valid label must be an empty string or consist "
-	 "of alphanumeric characters, '-', '_' or '.', and must start and "
-	 "end with an alphanumeric character (e.g. 'MyValue',  or "
-	 "'my_value',  or '12345', regex used for validation is "
-	 "'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"},
-	{"x=-a", "values[0][x]: Invalid value: \"-a\""},
-	{"x in (a,-b,c.)", "[values[0][x]: Invalid value: \"-b\""},
-	{"x=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-	 "must be no more than 63 characters"},
-	{"a/b/c=d", "<nil>: Invalid value: \"a/b/c\": a qualified name must "
-		    "consist of alphanumeric characters"},
-	{"/a", "<nil>: Invalid value: \"/a\": prefix part must be non-empty"},
-	{"a/", "name part must be non-empty; name part must consist of"},
-	{"Example.com/a", "prefix part a lowercase RFC 1123 subdomain must "
-			  "consist of lower case alphanumeric characters"},
-	{"-x", "<nil>: Invalid value: \"-x\": name part must consist of "
-	       "alphanumeric characters, '-', '_' or '.', and must start and "
-	       "end with an alphanumeric character (e.g. 'MyName',  or "
-	       "'my.name',  or '123-abc', regex used for validation is "
-	       "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"},
-	{"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	 "name part must be no more than 63 characters"},
-	{"x=\"a\"", "Invalid value: \"\\\"a\\\"\""},
-	{"\xc3\xa9=a", "<nil>: Invalid value: \"\xc3\xa9\""},
-	{"\x01=a", "<nil>: Invalid value: \"\\x01\""},
-	{"x>99999999999999999999", "the value must be an integer"},
+    {"x=a||y=b", "unable to parse requirement: values[0][x]: Invalid "
+		 "value: \"a||y\""},
+    {"x==a==b", "found '==', expected: ',' or 'end of string'"},
+    {"!x=a", "found '=', expected: ',' or 'end of string'"},
+    {"x<a", "values[0]: Invalid value: \"a\": for 'Gt', 'Lt' "
+	    "operators, the value must be an integer"},
+    {"x>1.1", "the value must be an integer"},
+    {"x>", "the value must be an integer"},
+    {"x in (a b)", "unable to parse requirement: found 'b', expected: "
+		   "',' or ')'"},
+    {"x in (a", "found '', expected: ',' or ')'"},
+    {"x in a", "found 'a' expected: '('"},
+    {"x in (=)", "found '=', expected: ',', ')' or identifier"},
+    {"x in (a,=)", "found '=', expected: ',', or identifier"},
+    {"x (a)", "found '(', expected: in, notin, =, ==, !=, gt, lt"},
+    {"x=a,", "found '', expected: identifier after ','"},
+    {",x=a", "found ',', expected: !, identifier, or 'end of string'"},
+    {"=a", "found '=', expected: !, identifier, or 'end of string'"},
+    {"!!x", "found '!', expected: identifier"},
+    {"x=(a)", "found '(', expected: identifier"},
+    {"x=a b", "found 'b', expected: ',' or 'end of string'"},
+    {"app=bad value!", "found 'value', expected: ',' or 'end of string'"},
+    {"app=bad#value",
+     "unable to parse requirement: values[0][app]: Invalid value: "
+     "\"bad#value\": a valid label must be an empty string or consist "
+     "of alphanumeric characters, '-', '_' or '.', and must start and "
+     "end with an alphanumeric character (e.g. 'MyValue',  or "
+     "'my_value',  or '12345', regex used for validation is "
+     "'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"},
+    {"x=-a", "values[0][x]: Invalid value: \"-a\""},
+    {"x in (a,-b,c.)", "[values[0][x]: Invalid value: \"-b\""},
+    {"x=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+     "must be no more than 63 characters"},
+    {"a/b/c=d", "<nil>: Invalid value: \"a/b/c\": a qualified name must "
+		"consist of alphanumeric characters"},
+    {"/a", "<nil>: Invalid value: \"/a\": prefix part must be non-empty"},
+    {"a/", "name part must be non-empty; name part must consist of"},
+    {"Example.com/a", "prefix part a lowercase RFC 1123 subdomain must "
+		      "consist of lower case alphanumeric characters"},
+    {"-x", "<nil>: Invalid value: \"-x\": name part must consist of "
+	   "alphanumeric characters, '-', '_' or '.', and must start and "
+	   "end with an alphanumeric character (e.g. 'MyName',  or "
+	   "'my.name',  or '123-abc', regex used for validation is "
+	   "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"},
+    {"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+     "name part must be no more than 63 characters"},
+    {"x=\"a\"", "Invalid value: \"\\\"a\\\"\""},
+    {"\xc3\xa9=a", "<nil>: Invalid value: \"\xc3\xa9\""},
+    {"\x01=a", "<nil>: Invalid value: \"\\x01\""},
+    {"x>99999999999999999999", "the value must be an integer"},
 };
 
 static void test_parse_invalid(void **state)
@@ -179,7 +179,8 @@ static void test_parse_invalid(void **state)
 		assert_null(s);
 		if (!strstr(err, invalid_cases[i].msg))
 			fail_msg("%s: error '%s' lacks '%s'",
-				 invalid_cases[i].in, err, invalid_cases[i].msg);
+				 invalid_cases[i].in, err,
+				 invalid_cases[i].msg);
 	}
 }
 
@@ -220,51 +221,52 @@ static void test_parse_null_and_limits(void **state)
 	free(big);
 }
 
-/* ---- matching ------------------------------------------------------------- */
+/* ---- matching -------------------------------------------------------------
+ */
 
 static const struct {
 	const char *sel, *labels;
 	bool match;
 } match_cases[] = {
-	{"", "{}", true},
-	{"", "{\"x\":\"y\"}", true},
-	{"x=y", "{\"x\":\"y\"}", true},
-	{"x==y", "{\"x\":\"y\"}", true},
-	{"x=z", "{\"x\":\"y\"}", false},
-	{"x=y", "{}", false},
-	{"x=", "{\"x\":\"\"}", true},
-	{"x=", "{}", false},
-	{"x!=y", "{\"x\":\"z\"}", true},
-	{"x!=y", "{\"x\":\"y\"}", false},
-	{"x!=y", "{}", true},
-	{"x", "{\"x\":\"\"}", true},
-	{"x", "{\"y\":\"x\"}", false},
-	{"!x", "{\"x\":\"z\"}", false},
-	{"!x", "{\"y\":\"z\"}", true},
-	{"x in (y,z)", "{\"x\":\"z\"}", true},
-	{"x in (y,z)", "{\"x\":\"w\"}", false},
-	{"x in (y,z)", "{}", false},
-	{"x in ()", "{\"x\":\"\"}", true},
-	{"x notin (y,z)", "{\"x\":\"z\"}", false},
-	{"x notin (y,z)", "{\"x\":\"w\"}", true},
-	{"x notin (y,z)", "{}", true},
-	{"x>1", "{\"x\":\"2\"}", true},
-	{"x>1", "{\"x\":\"1\"}", false},
-	{"x>1", "{\"x\":\"abc\"}", false},
-	{"x>1", "{}", false},
-	{"x<1", "{\"x\":\"0\"}", true},
-	{"x<1", "{\"x\":\"-5\"}", true},
-	{"x<1", "{\"x\":\"1\"}", false},
-	{"x>0", "{\"x\":\"+7\"}", true},
-	{"x=y,a=b", "{\"x\":\"y\",\"a\":\"b\"}", true},
-	{"x=y,a=b", "{\"x\":\"y\",\"a\":\"c\"}", false},
-	{"x=y,!z", "{\"x\":\"y\",\"z\":\"\"}", false},
-	{"x=a,x!=b", "{\"x\":\"a\"}", true},
-	{"example.com/app in (web,api)", "{\"example.com/app\":\"api\"}", true},
-	/* a label that is not a string counts as absent */
-	{"x", "{\"x\":1}", false},
-	{"!x", "{\"x\":1}", true},
-	{"x!=1", "{\"x\":1}", true},
+    {"", "{}", true},
+    {"", "{\"x\":\"y\"}", true},
+    {"x=y", "{\"x\":\"y\"}", true},
+    {"x==y", "{\"x\":\"y\"}", true},
+    {"x=z", "{\"x\":\"y\"}", false},
+    {"x=y", "{}", false},
+    {"x=", "{\"x\":\"\"}", true},
+    {"x=", "{}", false},
+    {"x!=y", "{\"x\":\"z\"}", true},
+    {"x!=y", "{\"x\":\"y\"}", false},
+    {"x!=y", "{}", true},
+    {"x", "{\"x\":\"\"}", true},
+    {"x", "{\"y\":\"x\"}", false},
+    {"!x", "{\"x\":\"z\"}", false},
+    {"!x", "{\"y\":\"z\"}", true},
+    {"x in (y,z)", "{\"x\":\"z\"}", true},
+    {"x in (y,z)", "{\"x\":\"w\"}", false},
+    {"x in (y,z)", "{}", false},
+    {"x in ()", "{\"x\":\"\"}", true},
+    {"x notin (y,z)", "{\"x\":\"z\"}", false},
+    {"x notin (y,z)", "{\"x\":\"w\"}", true},
+    {"x notin (y,z)", "{}", true},
+    {"x>1", "{\"x\":\"2\"}", true},
+    {"x>1", "{\"x\":\"1\"}", false},
+    {"x>1", "{\"x\":\"abc\"}", false},
+    {"x>1", "{}", false},
+    {"x<1", "{\"x\":\"0\"}", true},
+    {"x<1", "{\"x\":\"-5\"}", true},
+    {"x<1", "{\"x\":\"1\"}", false},
+    {"x>0", "{\"x\":\"+7\"}", true},
+    {"x=y,a=b", "{\"x\":\"y\",\"a\":\"b\"}", true},
+    {"x=y,a=b", "{\"x\":\"y\",\"a\":\"c\"}", false},
+    {"x=y,!z", "{\"x\":\"y\",\"z\":\"\"}", false},
+    {"x=a,x!=b", "{\"x\":\"a\"}", true},
+    {"example.com/app in (web,api)", "{\"example.com/app\":\"api\"}", true},
+    /* a label that is not a string counts as absent */
+    {"x", "{\"x\":1}", false},
+    {"!x", "{\"x\":1}", true},
+    {"x!=1", "{\"x\":1}", true},
 };
 
 static void test_match(void **state)
@@ -315,61 +317,61 @@ static const struct {
 	const char *json, *str; /* str NULL: an error containing msg */
 	const char *msg;
 } json_cases[] = {
-	{"{}", "", NULL},
-	{"{\"matchLabels\":{}}", "", NULL},
-	{"{\"matchLabels\":null,\"matchExpressions\":null}", "", NULL},
-	{"{\"matchLabels\":{\"b\":\"2\",\"a\":\"1\"}}", "a=1,b=2", NULL},
-	{"{\"matchLabels\":{\"a\":\"\"}}", "a=", NULL},
-	{"{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"In\","
-	 "\"values\":[\"y\",\"x\"]}]}",
-	 "a in (x,y)", NULL},
-	{"{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"NotIn\","
-	 "\"values\":[\"x\"]}]}",
-	 "a notin (x)", NULL},
-	{"{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"Exists\"}]}",
-	 "a", NULL},
-	{"{\"matchExpressions\":[{\"key\":\"a\",\"operator\":"
-	 "\"DoesNotExist\",\"values\":[]}]}",
-	 "!a", NULL},
-	{"{\"matchLabels\":{\"z\":\"1\"},\"matchExpressions\":[{\"key\":\"a\","
-	 "\"operator\":\"Exists\"}]}",
-	 "a,z=1", NULL},
-	{"{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"In\","
-	 "\"values\":[]}]}",
-	 NULL,
-	 "values: Invalid value: []string(nil): for 'in', 'notin' "
-	 "operators, values set can't be empty"},
-	{"{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"NotIn\"}]}",
-	 NULL, "values set can't be empty"},
-	{"{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"Exists\","
-	 "\"values\":[\"x\"]}]}",
-	 NULL,
-	 "values: Invalid value: []string{\"x\"}: values set must be empty "
-	 "for exists and does not exist"},
-	{"{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"Gt\","
-	 "\"values\":[\"1\"]}]}",
-	 NULL, "\"Gt\" is not a valid label selector operator"},
-	{"{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"in\","
-	 "\"values\":[\"1\"]}]}",
-	 NULL, "\"in\" is not a valid label selector operator"},
-	{"{\"matchLabels\":{\"a b\":\"x\"}}", NULL,
-	 "key: Invalid value: \"a b\": name part must consist of"},
-	{"{\"matchLabels\":{\"a\":\"x y\"}}", NULL,
-	 "values[0][a]: Invalid value: \"x y\": a valid label must be"},
-	{"{\"matchExpressions\":[{\"key\":\"-a\",\"operator\":\"In\","
-	 "\"values\":[\"-x\"]}]}",
-	 NULL, "[key: Invalid value: \"-a\""},
-	{"{\"matchExpressions\":[{\"key\":\"-a\",\"operator\":\"In\","
-	 "\"values\":[\"-x\"]}]}",
-	 NULL, ", values[0][-a]: Invalid value: \"-x\""},
-	{"{\"matchLabels\":{\"a\":1}}", NULL, "must be a string"},
-	{"{\"matchLabels\":[]}", NULL, "matchLabels: must be an object"},
-	{"{\"matchExpressions\":{}}", NULL, "matchExpressions: must be an array"},
-	{"{\"matchExpressions\":[1]}", NULL, "matchExpressions[0]: must be"},
-	{"{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"In\","
-	 "\"values\":[1]}]}",
-	 NULL, "matchExpressions[0].values: must be an array of strings"},
-	{"[]", NULL, "must be an object"},
+    {"{}", "", NULL},
+    {"{\"matchLabels\":{}}", "", NULL},
+    {"{\"matchLabels\":null,\"matchExpressions\":null}", "", NULL},
+    {"{\"matchLabels\":{\"b\":\"2\",\"a\":\"1\"}}", "a=1,b=2", NULL},
+    {"{\"matchLabels\":{\"a\":\"\"}}", "a=", NULL},
+    {"{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"In\","
+     "\"values\":[\"y\",\"x\"]}]}",
+     "a in (x,y)", NULL},
+    {"{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"NotIn\","
+     "\"values\":[\"x\"]}]}",
+     "a notin (x)", NULL},
+    {"{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"Exists\"}]}", "a",
+     NULL},
+    {"{\"matchExpressions\":[{\"key\":\"a\",\"operator\":"
+     "\"DoesNotExist\",\"values\":[]}]}",
+     "!a", NULL},
+    {"{\"matchLabels\":{\"z\":\"1\"},\"matchExpressions\":[{\"key\":\"a\","
+     "\"operator\":\"Exists\"}]}",
+     "a,z=1", NULL},
+    {"{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"In\","
+     "\"values\":[]}]}",
+     NULL,
+     "values: Invalid value: []string(nil): for 'in', 'notin' "
+     "operators, values set can't be empty"},
+    {"{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"NotIn\"}]}", NULL,
+     "values set can't be empty"},
+    {"{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"Exists\","
+     "\"values\":[\"x\"]}]}",
+     NULL,
+     "values: Invalid value: []string{\"x\"}: values set must be empty "
+     "for exists and does not exist"},
+    {"{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"Gt\","
+     "\"values\":[\"1\"]}]}",
+     NULL, "\"Gt\" is not a valid label selector operator"},
+    {"{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"in\","
+     "\"values\":[\"1\"]}]}",
+     NULL, "\"in\" is not a valid label selector operator"},
+    {"{\"matchLabels\":{\"a b\":\"x\"}}", NULL,
+     "key: Invalid value: \"a b\": name part must consist of"},
+    {"{\"matchLabels\":{\"a\":\"x y\"}}", NULL,
+     "values[0][a]: Invalid value: \"x y\": a valid label must be"},
+    {"{\"matchExpressions\":[{\"key\":\"-a\",\"operator\":\"In\","
+     "\"values\":[\"-x\"]}]}",
+     NULL, "[key: Invalid value: \"-a\""},
+    {"{\"matchExpressions\":[{\"key\":\"-a\",\"operator\":\"In\","
+     "\"values\":[\"-x\"]}]}",
+     NULL, ", values[0][-a]: Invalid value: \"-x\""},
+    {"{\"matchLabels\":{\"a\":1}}", NULL, "must be a string"},
+    {"{\"matchLabels\":[]}", NULL, "matchLabels: must be an object"},
+    {"{\"matchExpressions\":{}}", NULL, "matchExpressions: must be an array"},
+    {"{\"matchExpressions\":[1]}", NULL, "matchExpressions[0]: must be"},
+    {"{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"In\","
+     "\"values\":[1]}]}",
+     NULL, "matchExpressions[0].values: must be an array of strings"},
+    {"[]", NULL, "must be an object"},
 };
 
 static void test_from_json(void **state)
@@ -450,8 +452,10 @@ static void test_from_json_match(void **state)
 			   "\"values\":[\"x\"]}]}");
 	json_t *l1 = labels("{\"role\":\"db\",\"env\":\"prod\"}");
 	json_t *l2 = labels("{\"role\":\"db\",\"env\":\"dev\"}");
-	json_t *l3 = labels("{\"role\":\"db\",\"env\":\"prod\",\"canary\":\"\"}");
-	json_t *l4 = labels("{\"role\":\"db\",\"env\":\"staging\",\"tier\":\"x\"}");
+	json_t *l3 =
+	    labels("{\"role\":\"db\",\"env\":\"prod\",\"canary\":\"\"}");
+	json_t *l4 =
+	    labels("{\"role\":\"db\",\"env\":\"staging\",\"tier\":\"x\"}");
 	sel *s = NULL;
 	char err[256];
 
@@ -468,39 +472,40 @@ static void test_from_json_match(void **state)
 	json_decref(l4);
 }
 
-/* ---- field selectors ------------------------------------------------------ */
+/* ---- field selectors ------------------------------------------------------
+ */
 
 static const struct {
 	const char *in, *out;
 } fsel_valid[] = {
-	{"", ""},
-	{",", ""},
-	{"metadata.name=foo", "metadata.name=foo"},
-	{"metadata.name==foo", "metadata.name=foo"},
-	{"metadata.name!=foo", "metadata.name!=foo"},
-	{"b=2,a=1", "a=1,b=2"},
-	{"a=", "a="},
-	{"=a", "=a"},
-	{"a=b\\,c", "a=b\\,c"},
-	{"a=b\\=c", "a=b\\=c"},
-	{"a=b\\\\c", "a=b\\\\c"},
-	{"a==b", "a=b"},
-	{"a!=", "a!="},
-	{"a=!b", "a=!b"},
-	{"a!b=c", "a!b=c"},
-	{" a = b ", " a = b "},
+    {"", ""},
+    {",", ""},
+    {"metadata.name=foo", "metadata.name=foo"},
+    {"metadata.name==foo", "metadata.name=foo"},
+    {"metadata.name!=foo", "metadata.name!=foo"},
+    {"b=2,a=1", "a=1,b=2"},
+    {"a=", "a="},
+    {"=a", "=a"},
+    {"a=b\\,c", "a=b\\,c"},
+    {"a=b\\=c", "a=b\\=c"},
+    {"a=b\\\\c", "a=b\\\\c"},
+    {"a==b", "a=b"},
+    {"a!=", "a!="},
+    {"a=!b", "a=!b"},
+    {"a!b=c", "a!b=c"},
+    {" a = b ", " a = b "},
 };
 
 static const struct {
 	const char *in, *msg;
 } fsel_invalid[] = {
-	{"a", "invalid selector: 'a'; can't understand 'a'"},
-	{"a=b,c", "invalid selector: 'a=b,c'; can't understand 'c'"},
-	{"a=b=c", "invalid field selector: unescaped character in value: 61"},
-	{"a==b=c", "unescaped character in value: 61"},
-	{"a=\\x", "invalid field selector: invalid escape sequence: \\x"},
-	{"a=b\\", "invalid field selector: invalid escape sequence: \\"},
-	{"a=\\\xc3\xa9", "invalid escape sequence: \\\xc3\xa9"},
+    {"a", "invalid selector: 'a'; can't understand 'a'"},
+    {"a=b,c", "invalid selector: 'a=b,c'; can't understand 'c'"},
+    {"a=b=c", "invalid field selector: unescaped character in value: 61"},
+    {"a==b=c", "unescaped character in value: 61"},
+    {"a=\\x", "invalid field selector: invalid escape sequence: \\x"},
+    {"a=b\\", "invalid field selector: invalid escape sequence: \\"},
+    {"a=\\\xc3\xa9", "invalid escape sequence: \\\xc3\xa9"},
 };
 
 static void test_fsel_parse(void **state)
@@ -532,8 +537,8 @@ static void test_fsel_parse(void **state)
 		assert_null(f);
 		if (strcmp(err, fsel_invalid[i].msg) &&
 		    !strstr(err, fsel_invalid[i].msg))
-			fail_msg("%s: error '%s', want '%s'", fsel_invalid[i].in,
-				 err, fsel_invalid[i].msg);
+			fail_msg("%s: error '%s', want '%s'",
+				 fsel_invalid[i].in, err, fsel_invalid[i].msg);
 	}
 }
 
@@ -559,20 +564,20 @@ static const struct {
 	struct obj o;
 	bool match;
 } fsel_match_cases[] = {
-	{"", {"a", "b", NULL}, true},
-	{"metadata.name=a", {"a", "b", NULL}, true},
-	{"metadata.name=b", {"a", "b", NULL}, false},
-	{"metadata.name!=b", {"a", "b", NULL}, true},
-	{"metadata.name!=a", {"a", "b", NULL}, false},
-	{"metadata.name=a,metadata.namespace=b", {"a", "b", NULL}, true},
-	{"metadata.name=a,metadata.namespace=c", {"a", "b", NULL}, false},
-	{"status.phase=", {"a", "b", NULL}, true},
-	{"status.phase!=", {"a", "b", NULL}, false},
-	{"status.phase=Running", {"a", "b", "Running"}, true},
-	{"metadata.name=x\\,y", {"x,y", "b", NULL}, true},
-	{"metadata.name=x\\=y", {"x=y", "b", NULL}, true},
-	{"metadata.name=x\\\\y", {"x\\y", "b", NULL}, true},
-	{"unknown=", {"a", "b", NULL}, true},
+    {"", {"a", "b", NULL}, true},
+    {"metadata.name=a", {"a", "b", NULL}, true},
+    {"metadata.name=b", {"a", "b", NULL}, false},
+    {"metadata.name!=b", {"a", "b", NULL}, true},
+    {"metadata.name!=a", {"a", "b", NULL}, false},
+    {"metadata.name=a,metadata.namespace=b", {"a", "b", NULL}, true},
+    {"metadata.name=a,metadata.namespace=c", {"a", "b", NULL}, false},
+    {"status.phase=", {"a", "b", NULL}, true},
+    {"status.phase!=", {"a", "b", NULL}, false},
+    {"status.phase=Running", {"a", "b", "Running"}, true},
+    {"metadata.name=x\\,y", {"x,y", "b", NULL}, true},
+    {"metadata.name=x\\=y", {"x=y", "b", NULL}, true},
+    {"metadata.name=x\\\\y", {"x\\y", "b", NULL}, true},
+    {"unknown=", {"a", "b", NULL}, true},
 };
 
 static void test_fsel_match(void **state)
@@ -601,20 +606,19 @@ static void test_fsel_check_fields(void **state)
 	char err[256];
 	fsel *f = NULL;
 
-	assert_int_equal(fsel_parse("metadata.name=a,metadata.namespace!=b",
-				    &f, err, sizeof(err)),
+	assert_int_equal(fsel_parse("metadata.name=a,metadata.namespace!=b", &f,
+				    err, sizeof(err)),
 			 0);
 	assert_int_equal(fsel_check_fields(f, supported, err, sizeof(err)), 0);
 	fsel_free(f);
 
-	assert_int_equal(fsel_parse("metadata.name=a,spec.nodeName=n", &f, err,
-				    sizeof(err)),
-			 0);
+	assert_int_equal(
+	    fsel_parse("metadata.name=a,spec.nodeName=n", &f, err, sizeof(err)),
+	    0);
 	assert_int_equal(fsel_check_fields(f, supported, err, sizeof(err)),
 			 -EINVAL);
 	assert_string_equal(err, "field label not supported: spec.nodeName");
-	assert_int_equal(fsel_check_fields(f, NULL, err, sizeof(err)),
-			 -EINVAL);
+	assert_int_equal(fsel_check_fields(f, NULL, err, sizeof(err)), -EINVAL);
 	fsel_free(f);
 
 	assert_int_equal(fsel_parse("", &f, err, sizeof(err)), 0);
@@ -625,17 +629,17 @@ static void test_fsel_check_fields(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_valid),
-		cmocka_unit_test(test_parse_invalid),
-		cmocka_unit_test(test_parse_null_and_limits),
-		cmocka_unit_test(test_match),
-		cmocka_unit_test(test_match_null_labels),
-		cmocka_unit_test(test_from_json),
-		cmocka_unit_test(test_from_json_nothing_everything),
-		cmocka_unit_test(test_from_json_match),
-		cmocka_unit_test(test_fsel_parse),
-		cmocka_unit_test(test_fsel_match),
-		cmocka_unit_test(test_fsel_check_fields),
+	    cmocka_unit_test(test_parse_valid),
+	    cmocka_unit_test(test_parse_invalid),
+	    cmocka_unit_test(test_parse_null_and_limits),
+	    cmocka_unit_test(test_match),
+	    cmocka_unit_test(test_match_null_labels),
+	    cmocka_unit_test(test_from_json),
+	    cmocka_unit_test(test_from_json_nothing_everything),
+	    cmocka_unit_test(test_from_json_match),
+	    cmocka_unit_test(test_fsel_parse),
+	    cmocka_unit_test(test_fsel_match),
+	    cmocka_unit_test(test_fsel_check_fields),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
