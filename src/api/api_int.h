@@ -66,8 +66,11 @@ struct api_req {
 	/* Write path state. */
 	api_done_fn done;
 	json_t *obj;	/* the object being written (owned) */
+	char *key;	/* its store key (owned), while a write is out */
+	char *val;	/* its serialized value (owned), idem */
 	json_t *aux;	/* handler's scratch (owned) */
 	int retries;
+	bool generated;		    /* create: the name came from generateName */
 	int txn_err;		    /* set on the store thread */
 	store_txn_result *txn_res;  /* idem; freed after done runs */
 	STAILQ_ENTRY(api_req) link;

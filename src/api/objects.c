@@ -140,13 +140,18 @@ static void uuid4(char out[37])
 
 	if (getrandom(b, sizeof b, 0) != sizeof b)
 		memset(b, 0, sizeof b);
+	static const char hex[] = "0123456789abcdef";
+	char *p = out;
+
 	b[6] = (b[6] & 0x0f) | 0x40;
 	b[8] = (b[8] & 0x3f) | 0x80;
-	snprintf(out, 37,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-		 "%02x%02x%02x%02x%02x%02x",
-		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
-		 b[10], b[11], b[12], b[13], b[14], b[15]);
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			*p++ = '-';
+		*p++ = hex[b[i] >> 4];
+		*p++ = hex[b[i] & 15];
+	}
+	*p = '\0';
 }
 
 /* kube's generateName suffix: 5 characters from a consonant-heavy set. */
@@ -608,12 +613,18 @@ out:
 
 /* ---- writes ---------------------------------------------------------------- */
 
-/* After a write the client gets the object as stored. */
+/* After a write the client gets the object as stored: the cache already
+ * holds it (the loop applies the store's events before completions). */
 static void on_written(api_req *r, int err, store_txn_result *res)
 {
-	int code = r->retries >= 0 ? 200 : 201;
 	char q[256];
+	cache_obj *o;
 
+	if (r->key) {
+		cache_hint_drop(r->srv->cache, r->key, r->val);
+		free(r->val);
+		r->val = NULL;
+	}
 	api_qualified(r->type, q, sizeof q);
 	if (err) {
 		api_fail(r, err == STORE_ENOSPC || err == STORE_EROFS ? 507 : 500,
@@ -623,6 +634,17 @@ static void on_written(api_req *r, int err, store_txn_result *res)
 		return;
 	}
 	if (!res->succeeded) {
+		if (r->verb == VERB_CREATE && r->generated &&
+		    r->retries < MAX_RETRIES) {
+			/* A generated name that was taken: another name. */
+			r->retries++;
+			json_decref(r->obj);
+			r->obj = NULL;
+			free(r->key);
+			r->key = NULL;
+			dispatch(r);
+			return;
+		}
 		if (r->verb == VERB_CREATE) {
 			api_fail(r, 409, "AlreadyExists",
 				 api_details(r, md_str(r->obj, "name")),
@@ -636,6 +658,8 @@ static void on_written(api_req *r, int err, store_txn_result *res)
 			r->retries++;
 			json_decref(r->obj);
 			r->obj = NULL;
+			free(r->key);
+			r->key = NULL;
 			dispatch(r);
 			return;
 		}
@@ -646,12 +670,16 @@ static void on_written(api_req *r, int err, store_txn_result *res)
 			 q, r->name ? r->name : "");
 		return;
 	}
-	if (json_is_true(json_object_get(r->aux, "deleted")))
+	if (json_is_true(json_object_get(r->aux, "deleted"))) {
 		reply_json_obj(r, 200, r->obj, 0);
+		return;
+	}
+	o = r->key ? cache_get(r->srv->cache, r->key) : NULL;
+	if (o && o->rev == res->revision)
+		reply_obj(r, r->verb == VERB_CREATE ? 201 : 200, o);
 	else
 		reply_json_obj(r, r->verb == VERB_CREATE ? 201 : 200, r->obj,
 			       res->revision);
-	(void)code;
 }
 
 /* Commit obj (stolen into r->obj) at key: if expect_mod is 0 the key must
@@ -665,25 +693,32 @@ static void commit(api_req *r, const char *key, json_t *obj, int64_t expect_mod,
 	store_op op = {.type = del ? STORE_OP_DELETE : STORE_OP_PUT,
 		       .key = key};
 	store_txn t = {&cmp, 1, &op, 1, NULL, 0};
-	char *val = NULL;
 
 	json_decref(r->obj);
 	r->obj = obj;
 	json_decref(r->aux);
 	r->aux = json_pack("{s:b, s:b}", "precondition", precondition,
 			   "deleted", del);
+	free(r->key);
+	free(r->val);
+	r->val = NULL;
+	r->key = strdup(key);
+	if (!r->key) {
+		api_fail(r, 500, "InternalError", NULL, "out of memory");
+		return;
+	}
 	if (!del) {
 		json_object_del(md(obj), "resourceVersion");
-		val = json_dumps(obj, JSON_COMPACT);
-		if (!val) {
+		r->val = json_dumps(obj, JSON_COMPACT);
+		if (!r->val) {
 			api_fail(r, 500, "InternalError", NULL, "out of memory");
 			return;
 		}
-		op.value = val;
-		op.value_len = strlen(val);
+		op.value = r->val;
+		op.value_len = strlen(r->val);
+		cache_hint(r->srv->cache, r->key, r->val, op.value_len, obj);
 	}
 	api_txn(r, &t, on_written);
-	free(val);
 }
 
 static void do_create(api_req *r)
@@ -718,7 +753,9 @@ static void do_create(api_req *r)
 	}
 	name = md_str(obj, "name");
 	gen = md_str(obj, "generateName");
-	if ((!name || !*name) && gen && *gen) {
+	bool generated = (!name || !*name) && gen && *gen;
+
+	if (generated) {
 		name_suffix(suffix);
 		snprintf(nm, sizeof nm, "%s%s", gen, suffix);
 		json_object_set_new(md(obj), "name", json_string(nm));
@@ -748,6 +785,16 @@ static void do_create(api_req *r)
 		goto out;
 	}
 	key = req_key(r, md_str(obj, "name"));
+	if (cache_get(r->srv->cache, key) && generated &&
+	    r->retries < MAX_RETRIES) {
+		r->retries++;
+		free(key);
+		json_decref(obj);
+		json_decref(causes);
+		json_decref(unknown);
+		do_create(r);
+		return;
+	}
 	if (cache_get(r->srv->cache, key)) {
 		char q[256];
 
@@ -758,7 +805,7 @@ static void do_create(api_req *r)
 		free(key);
 		goto out;
 	}
-	r->retries = -1; /* create: 201 */
+	r->generated = generated;
 	commit(r, key, json_incref(obj), 0, true, false);
 	free(key);
 out:

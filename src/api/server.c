@@ -217,6 +217,10 @@ static void req_free(api_req *r)
 	free(r->name);
 	free(r->sub);
 	free(r->body);
+	if (r->key)
+		cache_hint_drop(r->srv->cache, r->key, r->val);
+	free(r->key);
+	free(r->val);
 	json_decref(r->obj);
 	json_decref(r->aux);
 	free(r);

@@ -24,6 +24,25 @@ static int obj_cmp(cache_obj *a, cache_obj *b)
 RB_PROTOTYPE(cache_tree, cache_obj, node, obj_cmp)
 RB_GENERATE(cache_tree, cache_obj, node, obj_cmp)
 
+/* A writer's hint (cache_hint): borrowed pointers, keyed by store key. */
+typedef struct cache_hint_ent {
+	const char *key;
+	const char *value;
+	size_t len;
+	const json_t *obj;
+	RB_ENTRY(cache_hint_ent) node;
+} cache_hint_ent;
+
+RB_HEAD(cache_hints, cache_hint_ent);
+
+static int hint_cmp(cache_hint_ent *a, cache_hint_ent *b)
+{
+	return strcmp(a->key, b->key);
+}
+
+RB_PROTOTYPE(cache_hints, cache_hint_ent, node, hint_cmp)
+RB_GENERATE(cache_hints, cache_hint_ent, node, hint_cmp)
+
 struct cache_watcher {
 	char *prefix;
 	size_t prefix_len;
@@ -38,7 +57,10 @@ TAILQ_HEAD(watcher_list, cache_watcher);
 struct cache {
 	store *s;
 	store_watch *sw;
-	struct cache_tree tree;
+	struct cache_tree tree;	/* ordered: LIST and continue */
+	cache_obj **index;	/* by key hash: GET; nbuckets, a power of 2 */
+	size_t nbuckets;
+	struct cache_hints hints;
 	size_t count;
 	int64_t rev;
 	/* The ring: every event with revision > oldest_after is in it. */
@@ -111,6 +133,118 @@ static cache_obj *obj_make(const char *key, json_t *parsed, int64_t rev,
 	}
 	o->len = strlen(o->json);
 	return o;
+}
+
+/* Splice "resourceVersion":"<rev>" into value, which json_dumps wrote
+ * from an object in canonical order: {"apiVersion":"..","kind":"..",
+ * "metadata":{...}. Returns a new string, or NULL if value is not in that
+ * shape (then the caller parses it). */
+static char *splice_rv(const char *value, size_t len, int64_t rev,
+		       size_t *outlen)
+{
+	static const char *const lead[] = {"{\"apiVersion\":\"",
+					   "\",\"kind\":\"",
+					   "\",\"metadata\":{"};
+	const char *p = value, *end = value + len;
+	char rv[48], *out;
+	size_t at, rl;
+
+	for (int i = 0; i < 3; i++) {
+		size_t l = strlen(lead[i]);
+
+		if ((size_t)(end - p) < l || memcmp(p, lead[i], l))
+			return NULL;
+		p += l;
+		if (i == 2)
+			break;
+		/* A plain string: no escapes, so the next quote ends it. */
+		while (p < end && *p != '"' && *p != '\\')
+			p++;
+		if (p >= end || *p != '"')
+			return NULL;
+	}
+	at = (size_t)(p - value);
+	rl = (size_t)snprintf(rv, sizeof rv, "\"resourceVersion\":\"%lld\"%s",
+			      (long long)rev, p < end && *p == '}' ? "" : ",");
+	out = malloc(len + rl + 1);
+	if (!out)
+		return NULL;
+	memcpy(out, value, at);
+	memcpy(out + at, rv, rl);
+	memcpy(out + at + rl, value + at, len - at);
+	out[len + rl] = '\0';
+	*outlen = len + rl;
+	return out;
+}
+
+/* The object for a PUT of our own writer, from its hint; NULL when there
+ * is no usable hint. */
+static cache_obj *obj_from_hint(cache *c, const store_event *se)
+{
+	cache_hint_ent probe = {.key = se->kv.key}, *h;
+	const json_t *md, *labels;
+	const char *name, *ns;
+	cache_obj *o;
+
+	h = RB_FIND(cache_hints, &c->hints, &probe);
+	if (!h || h->len != se->kv.value_len ||
+	    memcmp(h->value, se->kv.value, h->len))
+		return NULL;
+	md = json_object_get(h->obj, "metadata");
+	name = json_string_value(json_object_get(md, "name"));
+	ns = json_string_value(json_object_get(md, "namespace"));
+	labels = json_object_get(md, "labels");
+	if (!name)
+		return NULL;
+	o = calloc(1, sizeof(*o));
+	if (!o)
+		return NULL;
+	o->refs = 1;
+	o->key = strdup(se->kv.key);
+	o->name = strdup(name);
+	o->ns = ns && *ns ? strdup(ns) : NULL;
+	o->json = splice_rv(se->kv.value, se->kv.value_len,
+			    se->kv.mod_revision, &o->len);
+	o->rev = se->kv.mod_revision;
+	o->create_rev = se->kv.create_revision;
+	if (json_is_object(labels) && json_object_size(labels) > 0)
+		o->labels = json_deep_copy(labels);
+	if (!o->key || !o->name || (ns && *ns && !o->ns) || !o->json) {
+		cache_obj_unref(o);
+		return NULL;
+	}
+	return o;
+}
+
+void cache_hint(cache *c, const char *key, const char *value,
+		size_t value_len, const json_t *obj)
+{
+	cache_hint_ent *h = calloc(1, sizeof(*h)), *old;
+
+	if (!h)
+		return;
+	*h = (cache_hint_ent){.key = key, .value = value, .len = value_len,
+			      .obj = obj};
+	old = RB_INSERT(cache_hints, &c->hints, h);
+	if (old) {
+		/* A newer write of the same key: it wins. */
+		old->key = key;
+		old->value = value;
+		old->len = value_len;
+		old->obj = obj;
+		free(h);
+	}
+}
+
+void cache_hint_drop(cache *c, const char *key, const char *value)
+{
+	cache_hint_ent probe = {.key = key}, *h;
+
+	h = RB_FIND(cache_hints, &c->hints, &probe);
+	if (h && h->value == value) {
+		RB_REMOVE(cache_hints, &c->hints, h);
+		free(h);
+	}
 }
 
 void cache_event_ref(cache_event *e)
@@ -279,15 +413,79 @@ static void dispatch(cache *c, cache_event *e)
 	}
 }
 
+/* ---- the exact-match index ------------------------------------------------ */
+
+static uint64_t key_hash(const char *k)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+
+	for (; *k; k++)
+		h = (h ^ (unsigned char)*k) * 1099511628211ull;
+	return h;
+}
+
+static cache_obj *idx_find(const cache *c, const char *key)
+{
+	uint64_t h = key_hash(key);
+
+	for (cache_obj *o = c->index[h & (c->nbuckets - 1)]; o; o = o->hnext)
+		if (o->hash == h && !strcmp(o->key, key))
+			return o;
+	return NULL;
+}
+
+static void idx_remove(cache *c, cache_obj *o)
+{
+	cache_obj **p = &c->index[o->hash & (c->nbuckets - 1)];
+
+	while (*p && *p != o)
+		p = &(*p)->hnext;
+	if (*p)
+		*p = o->hnext;
+	o->hnext = NULL;
+}
+
+static void idx_insert(cache *c, cache_obj *o)
+{
+	size_t b;
+
+	if (c->count + 1 > c->nbuckets) {
+		size_t n = c->nbuckets * 2;
+		cache_obj **nb = calloc(n, sizeof(*nb));
+
+		if (nb) {
+			for (size_t i = 0; i < c->nbuckets; i++) {
+				cache_obj *x = c->index[i], *nx;
+
+				for (; x; x = nx) {
+					nx = x->hnext;
+					x->hnext = nb[x->hash & (n - 1)];
+					nb[x->hash & (n - 1)] = x;
+				}
+			}
+			free(c->index);
+			c->index = nb;
+			c->nbuckets = n;
+		}
+	}
+	o->hash = key_hash(o->key);
+	b = o->hash & (c->nbuckets - 1);
+	o->hnext = c->index[b];
+	c->index[b] = o;
+}
+
 /* ---- applying store events --------------------------------------------- */
 
 static void tree_put(cache *c, cache_obj *o, cache_obj **old)
 {
-	*old = RB_FIND(cache_tree, &c->tree, o);
-	if (*old)
+	*old = idx_find(c, o->key);
+	if (*old) {
 		RB_REMOVE(cache_tree, &c->tree, *old);
-	else
-		c->count++;
+		idx_remove(c, *old);
+		c->count--;
+	}
+	idx_insert(c, o);
+	c->count++;
 	RB_INSERT(cache_tree, &c->tree, o);
 }
 
@@ -295,16 +493,21 @@ static void tree_put(cache *c, cache_obj *o, cache_obj **old)
  * ring and the watchers. */
 static void apply(cache *c, const store_event *se, bool record)
 {
-	cache_obj probe = {.key = se->kv.key}, *o = NULL, *old = NULL;
+	cache_obj *o = NULL, *old = NULL;
 	cache_event *e;
 	json_t *parsed;
 
 	if (se->type == STORE_EVENT_PUT) {
-		parsed = json_loadb(se->kv.value, se->kv.value_len, 0, NULL);
-		if (parsed)
-			o = obj_make(se->kv.key, parsed, se->kv.mod_revision,
-				     se->kv.create_revision);
-		json_decref(parsed);
+		o = record ? obj_from_hint(c, se) : NULL;
+		if (!o) {
+			parsed = json_loadb(se->kv.value, se->kv.value_len, 0,
+					    NULL);
+			if (parsed)
+				o = obj_make(se->kv.key, parsed,
+					     se->kv.mod_revision,
+					     se->kv.create_revision);
+			json_decref(parsed);
+		}
 		if (!o) {
 			fprintf(stderr,
 				"signalbox: cache: %s at revision %lld is not "
@@ -314,10 +517,11 @@ static void apply(cache *c, const store_event *se, bool record)
 		}
 		tree_put(c, o, &old);
 	} else {
-		old = RB_FIND(cache_tree, &c->tree, &probe);
+		old = idx_find(c, se->kv.key);
 		if (!old)
 			return;
 		RB_REMOVE(cache_tree, &c->tree, old);
+		idx_remove(c, old);
 		c->count--;
 		if (record) {
 			parsed = cache_obj_parse(old);
@@ -450,6 +654,7 @@ static void clear_tree(cache *c)
 		RB_REMOVE(cache_tree, &c->tree, o);
 		cache_obj_unref(o);
 	}
+	memset(c->index, 0, c->nbuckets * sizeof(*c->index));
 	c->count = 0;
 }
 
@@ -509,9 +714,14 @@ int cache_open(store *s, size_t ring_events, void (*notify)(void *),
 	c->s = s;
 	c->cap = ring_events ? ring_events : 10000;
 	c->ring = calloc(c->cap, sizeof(*c->ring));
+	c->nbuckets = 1024;
+	c->index = calloc(c->nbuckets, sizeof(*c->index));
 	RB_INIT(&c->tree);
+	RB_INIT(&c->hints);
 	TAILQ_INIT(&c->watchers);
-	if (!c->ring) {
+	if (!c->ring || !c->index) {
+		free(c->ring);
+		free(c->index);
 		free(c);
 		return STORE_ENOMEM;
 	}
@@ -538,10 +748,17 @@ void cache_close(cache *c)
 		store_set_notify(c->s, NULL, NULL);
 	while ((w = TAILQ_FIRST(&c->watchers)))
 		watcher_free(c, w);
+	while (!RB_EMPTY(&c->hints)) {
+		cache_hint_ent *h = RB_MIN(cache_hints, &c->hints);
+
+		RB_REMOVE(cache_hints, &c->hints, h);
+		free(h);
+	}
 	for (size_t i = 0; i < c->n; i++)
 		cache_event_unref(ring_at(c, i));
 	free(c->ring);
 	clear_tree(c);
+	free(c->index);
 	store_watch_close(c->sw);
 	free(c);
 }
@@ -558,9 +775,7 @@ size_t cache_count(const cache *c)
 
 cache_obj *cache_get(cache *c, const char *key)
 {
-	cache_obj probe = {.key = (char *)key};
-
-	return RB_FIND(cache_tree, &c->tree, &probe);
+	return idx_find(c, key);
 }
 
 cache_obj *cache_first(cache *c, const char *from)

@@ -41,6 +41,8 @@ typedef struct cache_obj {
 	int64_t create_rev;
 	json_t *labels; /* metadata.labels (owned), or NULL */
 	RB_ENTRY(cache_obj) node;
+	uint64_t hash;		/* of key, for the exact-match index */
+	struct cache_obj *hnext;
 } cache_obj;
 
 void cache_obj_ref(cache_obj *o);
@@ -99,6 +101,18 @@ cache_obj *cache_get(cache *c, const char *key);
 /* The first object with key >= from, and the one after o (borrowed). */
 cache_obj *cache_first(cache *c, const char *from);
 cache_obj *cache_next(cache *c, cache_obj *o);
+
+/* A writer on this loop hands the cache the object it is about to store
+ * at key, serialized as value (value_len bytes) by json_dumps in canonical
+ * order (apiVersion, kind, metadata first; no resourceVersion). When the
+ * store's event for key carries exactly these bytes, the cache takes name,
+ * namespace and labels from obj and splices the resourceVersion into the
+ * bytes, instead of parsing and serializing them again. value and obj are
+ * borrowed until cache_hint_drop(c, key, value), which the writer calls
+ * once its write completed or failed. */
+void cache_hint(cache *c, const char *key, const char *value,
+		size_t value_len, const json_t *obj);
+void cache_hint_drop(cache *c, const char *key, const char *value);
 
 /* Watchers: fn(e, arg) runs for every event whose key starts with prefix,
  * after the cache applied it. A watcher may remove itself (or another)
