@@ -305,6 +305,7 @@ struct rd {
 	const uint8_t *p, *end;
 };
 
+/* 0, or -1 if the input ends inside it, or -2 if it runs past 10 bytes. */
 static int rd_varint(struct rd *r, uint64_t *v)
 {
 	uint64_t x = 0;
@@ -319,7 +320,16 @@ static int rd_varint(struct rd *r, uint64_t *v)
 			return 0;
 		}
 	}
-	return -1; /* more than 10 bytes */
+	return -2;
+}
+
+/* fail() for an rd_varint error rc. */
+static int varint_fail(struct ctx *c, const uint8_t *at, int rc,
+		       const char *what)
+{
+	if (rc == -2)
+		return fail(c, at, "%s: varint longer than 10 bytes", what);
+	return fail(c, at, "truncated %s", what);
 }
 
 /* One field's header and value: a varint in *v, or bytes in *val. */
@@ -335,10 +345,12 @@ struct pbfield {
 static int rd_tag(struct ctx *c, struct rd *r, struct pbfield *f)
 {
 	uint64_t tag;
+	int rc;
 
 	f->at = r->p;
-	if (rd_varint(r, &tag))
-		return fail(c, f->at, "truncated field tag");
+	rc = rd_varint(r, &tag);
+	if (rc)
+		return varint_fail(c, f->at, rc, "field tag");
 	f->num = tag >> 3;
 	f->wt = tag & 7;
 	if (f->num == 0 || f->num > 0x1fffffff)
@@ -351,19 +363,20 @@ static int rd_tag(struct ctx *c, struct rd *r, struct pbfield *f)
 static int rd_value(struct ctx *c, struct rd *r, struct pbfield *f)
 {
 	uint64_t len;
+	int rc;
 
 	switch (f->wt) {
 	case WT_VARINT:
-		if (rd_varint(r, &f->v))
-			return fail(c, f->at, "truncated field");
-		return 0;
+		rc = rd_varint(r, &f->v);
+		return rc ? varint_fail(c, f->at, rc, "field") : 0;
 	case WT_I64:
 	case WT_I32:
 		len = f->wt == WT_I64 ? 8 : 4;
 		break;
 	case WT_LEN:
-		if (rd_varint(r, &len))
-			return fail(c, f->at, "truncated field");
+		rc = rd_varint(r, &len);
+		if (rc)
+			return varint_fail(c, f->at, rc, "field");
 		break;
 	default:
 		return fail(c, f->at, "unsupported wire type %u", f->wt);

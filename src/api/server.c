@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api/api_int.h"
 
@@ -55,7 +56,9 @@ bool api_query_bool(const api_req *r, const char *name)
 {
 	const char *v = api_query(r, name);
 
-	return v && (!strcmp(v, "true") || !strcmp(v, "1"));
+	/* As Kubernetes converts query booleans: anything but "0" and
+	 * "false" (any case) is true; python-kubernetes sends "True". */
+	return v && strcmp(v, "0") && strcasecmp(v, "false");
 }
 
 char *api_key(const reg_type *t, const char *ns, const char *name)
@@ -614,7 +617,16 @@ int api_run(api_server *a)
 
 void api_stop(api_server *a)
 {
-	event_base_loopexit(a->base, NULL);
+	struct timeval flush = {0, 200000};
+
+	/* Stop accepting, end every watch with its final chunk, and give the
+	 * loop a moment to write what is pending before it exits. */
+	if (a->sock) {
+		evhttp_del_accept_socket(a->http, a->sock);
+		a->sock = NULL;
+	}
+	api_watch_shutdown(a);
+	event_base_loopexit(a->base, &flush);
 }
 
 void api_free(api_server *a)
