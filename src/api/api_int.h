@@ -71,6 +71,8 @@ struct api_req {
 	json_t *aux;	/* handler's scratch (owned) */
 	int retries;
 	bool generated;		    /* create: the name came from generateName */
+	bool dry_run_body;	    /* DeleteOptions said dryRun: ["All"] */
+	bool reply_scale;	    /* a scale write: answer with the Scale */
 	int txn_err;		    /* set on the store thread */
 	store_txn_result *txn_res;  /* idem; freed after done runs */
 	STAILQ_ENTRY(api_req) link;

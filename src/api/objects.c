@@ -25,6 +25,7 @@
 #define MAX_RETRIES 8
 
 static void dispatch(api_req *r);
+static json_t *scale_of(api_req *r, cache_obj *cur);
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -377,7 +378,7 @@ static bool dry_run(const api_req *r)
 {
 	const char *d = api_query(r, "dryRun");
 
-	return d && !strcmp(d, "All");
+	return (d && !strcmp(d, "All")) || r->dry_run_body;
 }
 
 /* Does the namespace of r exist? Sends 404 if not. */
@@ -675,6 +676,10 @@ static void on_written(api_req *r, int err, store_txn_result *res)
 		return;
 	}
 	o = r->key ? cache_get(r->srv->cache, r->key) : NULL;
+	if (r->reply_scale && o) {
+		api_reply_json(r, 200, scale_of(r, o));
+		return;
+	}
 	if (o && o->rev == res->revision)
 		reply_obj(r, r->verb == VERB_CREATE ? 201 : 200, o);
 	else
@@ -773,6 +778,15 @@ static void do_create(api_req *r)
 	json_object_del(md(obj), "deletionTimestamp");
 	if (r->ver->status)
 		json_object_del(obj, "status");
+	if (!*r->type->group && !strcmp(r->type->plural, "namespaces")) {
+		/* The namespace strategy: Active, finalized by "kubernetes". */
+		json_object_set_new(obj, "status",
+				    json_pack("{s:s}", "phase", "Active"));
+		if (!json_is_object(json_object_get(obj, "spec")))
+			json_object_set_new(obj, "spec", json_object());
+		json_object_set_new(json_object_get(obj, "spec"), "finalizers",
+				    json_pack("[s]", "kubernetes"));
+	}
 	api_prepare(r, obj, causes, unknown);
 	if (json_array_size(causes)) {
 		api_fail_invalid(r, md_str(obj, "name"), causes);
@@ -900,7 +914,10 @@ static void update_with(api_req *r, cache_obj *cur, json_t *obj,
 	json_object_set_new(md(obj), "resourceVersion", json_string(""));
 	if (json_equal(old, obj)) {
 		/* Nothing changed: no write, the same resourceVersion. */
-		reply_obj(r, 200, cur);
+		if (r->reply_scale)
+			api_reply_json(r, 200, scale_of(r, cur));
+		else
+			reply_obj(r, 200, cur);
 		goto out;
 	}
 	fin = json_object_get(md(obj), "finalizers");
@@ -1099,8 +1116,17 @@ static void do_delete(api_req *r)
 		const char *p = json_string_value(json_object_get(
 			json_object_get(opts, "preconditions"),
 			"resourceVersion"));
+		json_t *dr = json_object_get(opts, "dryRun");
+		size_t i;
+		json_t *v;
 
 		pre = p ? atoll(p) : 0;
+		/* DeleteOptions may carry dryRun: ["All"]. */
+		json_array_foreach(dr, i, v)
+		{
+			if (!strcmp(json_string_value(v) ?: "", "All"))
+				r->dry_run_body = true;
+		}
 	}
 	json_decref(opts);
 	obj = cache_obj_parse(cur);
@@ -1135,6 +1161,12 @@ static void do_delete(api_req *r)
 			json_object_set_new(md(obj),
 					    "deletionGracePeriodSeconds",
 					    json_integer(0));
+			/* As kube-apiserver's markAsDeleting. */
+			json_object_set_new(
+				md(obj), "generation",
+				json_integer(json_integer_value(json_object_get(
+						     md(obj), "generation")) +
+					     1));
 			commit(r, key, obj, cur->rev, pre != 0, false);
 		} else {
 			reply_obj(r, 200, cur);
@@ -1306,7 +1338,8 @@ static void do_scale(api_req *r)
 	path_set(obj, r->ver->scale_spec_path, path_get(in, ".spec.replicas"));
 	json_decref(in);
 	free(r->sub);
-	r->sub = NULL; /* write the main resource */
+	r->sub = NULL; /* write the main resource, answer with a Scale */
+	r->reply_scale = true;
 	update_with(r, cur, obj, false, 0);
 }
 

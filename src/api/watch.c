@@ -37,6 +37,7 @@ typedef struct watch_stream {
 	api_filter f;
 	char *prefix;
 	bool bookmarks;
+	bool table; /* the client asked for Table objects (kubectl get -w) */
 	int64_t sent_rev;
 	struct event *timeout;
 	struct evhttp_connection *conn;
@@ -107,36 +108,56 @@ static int event_for(const watch_stream *w, const cache_event *e)
 	return -1;
 }
 
+static const char *const type_names[] = {"ADDED", "MODIFIED", "DELETED"};
+
+/* Send {"type":T,"object":o} (o stolen) as one line. */
+static void send_json_event(watch_stream *w, const char *type, json_t *o)
+{
+	json_t *ev = json_pack("{s:s, s:o}", "type", type, "object", o);
+	char *s = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+
+	json_decref(ev);
+	if (s) {
+		send_bytes(w, s, strlen(s));
+		send_bytes(w, "\n", 1);
+		free(s);
+	}
+}
+
+/* A table watch gets each object as a one-row Table, with the column
+ * definitions every time (kubectl prints the header once while they stay
+ * the same). */
+static void send_table_event(watch_stream *w, cache_obj *o, int type)
+{
+	char rv[24];
+
+	snprintf(rv, sizeof rv, "%lld", (long long)o->rev);
+	send_json_event(w, type_names[type], api_table(w->r, &o, 1, rv, NULL, -1));
+}
+
 /* Frames name the apiVersion the object was stored with; a watch on
  * another served version gets its own rewritten frame. */
 static void send_event(watch_stream *w, cache_event *e, int type)
 {
-	static const char *const names[] = {"ADDED", "MODIFIED", "DELETED"};
+	const char *const *names = type_names;
 	char want[300];
 	size_t len;
 	const char *f;
 
+	if (w->table) {
+		send_table_event(w, e->obj, type);
+		w->sent_rev = e->rev;
+		return;
+	}
 	api_version_of(w->r, want, sizeof want);
 	f = cache_event_frame(e, (cache_ev_type)type, &len);
 	if (api_stored_as(e->obj, want)) {
 		send_bytes(w, f, len);
 	} else {
 		json_t *o = cache_obj_parse(e->obj);
-		char *s;
 
 		json_object_set_new(o, "apiVersion", json_string(want));
-		s = json_dumps(json_pack("{s:s, s:o}", "type", names[type],
-					 "object", o),
-			       JSON_COMPACT);
-		if (s) {
-			size_t n = strlen(s);
-
-			s = realloc(s, n + 2);
-			s[n] = '\n';
-			s[n + 1] = '\0';
-			send_bytes(w, s, n + 1);
-			free(s);
-		}
+		send_json_event(w, names[type], o);
 	}
 	w->sent_rev = e->rev;
 }
@@ -231,16 +252,7 @@ void api_watch_shutdown(api_server *a)
 static void send_error(watch_stream *w, int code, const char *reason,
 		       const char *msg)
 {
-	json_t *e = json_pack("{s:s, s:o}", "type", "ERROR", "object",
-			      api_status(code, reason, msg, NULL));
-	char *s = json_dumps(e, JSON_COMPACT);
-
-	json_decref(e);
-	if (s) {
-		send_bytes(w, s, strlen(s));
-		send_bytes(w, "\n", 1);
-		free(s);
-	}
+	send_json_event(w, "ERROR", api_status(code, reason, msg, NULL));
 }
 
 /* The current state, as ADDED events. */
@@ -258,6 +270,10 @@ static void send_state(watch_stream *w)
 
 		if (!api_filter_match(&w->f, o))
 			continue;
+		if (w->table) {
+			send_table_event(w, o, CACHE_ADDED);
+			continue;
+		}
 		f = cache_event_frame(&e, CACHE_ADDED, &len);
 		send_bytes(w, f, len);
 		free(e.frame[CACHE_ADDED]);
@@ -292,6 +308,7 @@ void api_watch(api_req *r)
 	w->r = r;
 	w->a = a;
 	w->bookmarks = api_query_bool(r, "allowWatchBookmarks");
+	w->table = api_wants_table(r);
 	if (r->ns) {
 		if (asprintf(&w->prefix, "%s%s/", r->type->key_prefix, r->ns) < 0)
 			w->prefix = NULL;
