@@ -115,7 +115,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
 			n = recv(fd, buf, sizeof buf, 0);
-			if (n == 0 || (n < 0 && (p.revents & (POLLHUP | POLLERR))))
+			if (n == 0 ||
+			    (n < 0 && (p.revents & (POLLHUP | POLLERR))))
 				break;
 		}
 	}

@@ -52,20 +52,20 @@
 static struct {
 	bool quick;
 	bool keep;
-	const char *parent;	   /* where the scratch directory goes */
-	char scratch[PATH_MAX];	   /* the scratch directory itself */
-	double phase_s;		   /* duration of each timed phase */
-	int nkeys;		   /* keys for reads and startup (power of 10) */
-	int range_keys;		   /* keys in the ranged prefix (nkeys / 10) */
-	int watch_events;	   /* events per watch round */
-	int watchers_big;	   /* watchers in the second watch round */
-	int steady_updates;	   /* updates in the steady phase */
-	int steady_keys;	   /* over this many keys */
-	int64_t steady_history;	   /* history_revisions for the steady phase */
-	double steady_deadline_s;  /* the steady phase stops after this long */
-	int writers;		   /* the "many writers" count */
-	const char *only;	   /* comma-separated phases to run, or NULL */
-	double fsync_rate;	   /* measured fdatasync/s, 0 if unknown */
+	const char *parent;	  /* where the scratch directory goes */
+	char scratch[PATH_MAX];	  /* the scratch directory itself */
+	double phase_s;		  /* duration of each timed phase */
+	int nkeys;		  /* keys for reads and startup (power of 10) */
+	int range_keys;		  /* keys in the ranged prefix (nkeys / 10) */
+	int watch_events;	  /* events per watch round */
+	int watchers_big;	  /* watchers in the second watch round */
+	int steady_updates;	  /* updates in the steady phase */
+	int steady_keys;	  /* over this many keys */
+	int64_t steady_history;	  /* history_revisions for the steady phase */
+	double steady_deadline_s; /* the steady phase stops after this long */
+	int writers;		  /* the "many writers" count */
+	const char *only;	  /* comma-separated phases to run, or NULL */
+	double fsync_rate;	  /* measured fdatasync/s, 0 if unknown */
 } cfg;
 
 /* ------------------------------------------------------------------------
@@ -226,8 +226,7 @@ static void add_row(const char *name, double value, const char *unit, int prec,
 
 static void add_fail(const char *name, const char *what, int err)
 {
-	add_row(name, NAN, "-", 0, "FAILED: %s: %s", what,
-		store_strerror(err));
+	add_row(name, NAN, "-", 0, "FAILED: %s: %s", what, store_strerror(err));
 	printf("  FAILED: %s: %s: %s\n", name, what, store_strerror(err));
 	fflush(stdout);
 }
@@ -296,8 +295,8 @@ static int open_store(const char *dir, int64_t history_revisions,
  * batch puts each, halving the batch if the store refuses it. */
 static int bulk_load(store *s, const char *fmt, int n, int batch)
 {
-	char (*keys)[96] = malloc((size_t)batch * sizeof *keys);
-	char (*vals)[512] = malloc((size_t)batch * sizeof *vals);
+	char(*keys)[96] = malloc((size_t)batch * sizeof *keys);
+	char(*vals)[512] = malloc((size_t)batch * sizeof *vals);
 	store_op *ops = calloc((size_t)batch, sizeof *ops);
 	int rc = 0;
 	if (!keys || !vals || !ops) {
@@ -309,12 +308,11 @@ static int bulk_load(store *s, const char *fmt, int n, int batch)
 		for (int j = 0; j < k; j++) {
 			snprintf(keys[j], sizeof keys[j], fmt, i + j);
 			ops[j] = (store_op){
-				.type = STORE_OP_PUT,
-				.key = keys[j],
-				.value = vals[j],
-				.value_len = make_value(vals[j], sizeof vals[j],
-							keys[j],
-							(uint64_t)(i + j)),
+			    .type = STORE_OP_PUT,
+			    .key = keys[j],
+			    .value = vals[j],
+			    .value_len = make_value(vals[j], sizeof vals[j],
+						    keys[j], (uint64_t)(i + j)),
 			};
 		}
 		store_txn t = {.success = ops, .nsuccess = (size_t)k};
@@ -345,14 +343,23 @@ out:
 static const char *fs_name(long type)
 {
 	switch ((unsigned long)type) {
-	case 0xEF53: return "ext2/3/4";
-	case 0x58465342: return "xfs";
-	case 0x9123683E: return "btrfs";
-	case 0x01021994: return "tmpfs (fsync is free: figures are not durable-disk figures)";
-	case 0x794c7630: return "overlayfs";
-	case 0x2FC12FC1: return "zfs";
-	case 0xF2F52010: return "f2fs";
-	default: return "other";
+	case 0xEF53:
+		return "ext2/3/4";
+	case 0x58465342:
+		return "xfs";
+	case 0x9123683E:
+		return "btrfs";
+	case 0x01021994:
+		return "tmpfs (fsync is free: figures are not durable-disk "
+		       "figures)";
+	case 0x794c7630:
+		return "overlayfs";
+	case 0x2FC12FC1:
+		return "zfs";
+	case 0xF2F52010:
+		return "f2fs";
+	default:
+		return "other";
 	}
 }
 
@@ -430,8 +437,7 @@ static void print_facts(void)
 	char date[64];
 	strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", gmtime(&now));
 
-	printf("bench_store: %s run, %s\n", cfg.quick ? "quick" : "full",
-	       date);
+	printf("bench_store: %s run, %s\n", cfg.quick ? "quick" : "full", date);
 	printf("  nproc       %ld\n", sysconf(_SC_NPROCESSORS_ONLN));
 	printf("  cpu         %s\n", model);
 	printf("  kernel      %s\n", kernel);
@@ -527,8 +533,8 @@ static void bench_puts(int nthreads, const char *tag)
 	size_t cap = (size_t)(1 << 20) / (size_t)nthreads;
 	__atomic_store_n(&g_stop, 0, __ATOMIC_RELAXED);
 	for (int i = 0; i < nthreads; i++) {
-		w[i] = (struct put_worker){.s = s, .id = i, .tag = tag,
-					   .bar = &bar, .caplat = cap};
+		w[i] = (struct put_worker){
+		    .s = s, .id = i, .tag = tag, .bar = &bar, .caplat = cap};
 		w[i].lat = malloc(cap * sizeof(double));
 		pthread_create(&w[i].th, NULL, put_thread, &w[i]);
 	}
@@ -574,8 +580,9 @@ static void bench_puts(int nthreads, const char *tag)
 		char ln[80];
 		snprintf(ln, sizeof ln, "  put latency p50, %d writer%s",
 			 nthreads, nthreads == 1 ? "" : "s");
-		add_row(ln, pct(lat, nl, 0.5), "ms", 2, "p99 %.2f ms, max %.2f ms",
-			pct(lat, nl, 0.99), pct(lat, nl, 1.0));
+		add_row(ln, pct(lat, nl, 0.5), "ms", 2,
+			"p99 %.2f ms, max %.2f ms", pct(lat, nl, 0.99),
+			pct(lat, nl, 1.0));
 		snprintf(ln, sizeof ln, "  group commit batch, %d writer%s",
 			 nthreads, nthreads == 1 ? "" : "s");
 		if (commits > 0)
@@ -681,8 +688,8 @@ static void bench_async(void)
 		store_op op = {.type = STORE_OP_PUT,
 			       .key = key,
 			       .value = val,
-			       .value_len = make_value(val, sizeof val, key,
-						       submitted)};
+			       .value_len =
+				   make_value(val, sizeof val, key, submitted)};
 		store_txn t = {.success = &op, .nsuccess = 1};
 		rc = store_txn_async(s, &t, async_cb, NULL);
 		if (rc != 0) {
@@ -802,11 +809,11 @@ static void bench_reads(store *s, int nthreads)
 	if (err)
 		add_fail(name, "store_range", err);
 	else
-		add_row(name, rate, "reads/s", 0,
-			"store_range of 1 key at the latest revision, %d keys%s",
-			cfg.nkeys, misses ? " (SOME KEYS MISSING)" : "");
-	printf("  %.0f reads/s%s\n", rate,
-	       misses ? ", some keys missing" : "");
+		add_row(
+		    name, rate, "reads/s", 0,
+		    "store_range of 1 key at the latest revision, %d keys%s",
+		    cfg.nkeys, misses ? " (SOME KEYS MISSING)" : "");
+	printf("  %.0f reads/s%s\n", rate, misses ? ", some keys missing" : "");
 	fflush(stdout);
 }
 
@@ -975,24 +982,29 @@ static void bench_keyspace(void)
 		const char *ok = count == cfg.nkeys ? "" : " (WRONG COUNT)";
 		add_row("startup: store_open (cold cache)", open_ms, "ms", 2,
 			"page cache of the db files dropped (fadvise)");
-		snprintf(name, sizeof name, "startup: open + read all %dk (cold)",
+		snprintf(name, sizeof name,
+			 "startup: open + read all %dk (cold)",
 			 cfg.nkeys / 1000);
 		add_row(name, open_ms + read_ms, "ms", 1,
-			"one store_range, limit 0; %" PRId64 " keys%s; goal <= 1000 ms",
+			"one store_range, limit 0; %" PRId64
+			" keys%s; goal <= 1000 ms",
 			count, ok);
-		snprintf(name, sizeof name, "startup: open + read all %dk (warm)",
+		snprintf(name, sizeof name,
+			 "startup: open + read all %dk (warm)",
 			 cfg.nkeys / 1000);
 		add_row(name, wopen_ms + wread_ms, "ms", 1,
 			"open %.2f ms + range %.1f ms", wopen_ms, wread_ms);
-		snprintf(name, sizeof name, "startup: open + read all %dk (paged)",
+		snprintf(name, sizeof name,
+			 "startup: open + read all %dk (paged)",
 			 cfg.nkeys / 1000);
 		add_row(name, popen_ms + pread_ms, "ms", 1,
 			"warm; pages of 10,000 at one revision; %" PRId64
 			" keys%s",
 			pcount, pcount == cfg.nkeys ? "" : " (WRONG COUNT)");
-		printf("  cold: open %.2f ms, read %.1f ms; warm: open %.2f ms, "
-		       "read %.1f ms; paged: read %.1f ms\n",
-		       open_ms, read_ms, wopen_ms, wread_ms, pread_ms);
+		printf(
+		    "  cold: open %.2f ms, read %.1f ms; warm: open %.2f ms, "
+		    "read %.1f ms; paged: read %.1f ms\n",
+		    open_ms, read_ms, wopen_ms, wread_ms, pread_ms);
 	}
 	fflush(stdout);
 	cleanup(dir);
@@ -1006,10 +1018,10 @@ static struct {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int nwatchers, nevents;
-	int64_t *t0;	/* per event: stamp before store_put (atomic) */
-	int *got;	/* per event: watchers that have it (under mu) */
-	double *lat;	/* [watcher * nevents + event], ms; NAN = not seen */
-	int err;	/* first store_watch_next error (under mu) */
+	int64_t *t0; /* per event: stamp before store_put (atomic) */
+	int *got;    /* per event: watchers that have it (under mu) */
+	double *lat; /* [watcher * nevents + event], ms; NAN = not seen */
+	int err;     /* first store_watch_next error (under mu) */
 } g_watch;
 
 struct watch_worker {
@@ -1041,8 +1053,8 @@ static void *watch_thread(void *arg)
 			int e = dash ? atoi(dash + 1) : -1;
 			if (e < 0 || e >= g_watch.nevents)
 				continue;
-			int64_t t0 = __atomic_load_n(&g_watch.t0[e],
-						     __ATOMIC_ACQUIRE);
+			int64_t t0 =
+			    __atomic_load_n(&g_watch.t0[e], __ATOMIC_ACQUIRE);
 			g_watch.lat[(size_t)ww->id * (size_t)g_watch.nevents +
 				    (size_t)e] = ns_to_ms(t - t0);
 			idx[k++] = e;
@@ -1135,8 +1147,8 @@ static void bench_watch_round(store *s, int nw, int round)
 		double mx = NAN;
 		bool complete = true;
 		for (int i = 0; i < nw; i++) {
-			double v = g_watch.lat[(size_t)i * (size_t)ne +
-					       (size_t)e];
+			double v =
+			    g_watch.lat[(size_t)i * (size_t)ne + (size_t)e];
 			if (isnan(v)) {
 				complete = false;
 				continue;
@@ -1217,10 +1229,10 @@ static void bench_watch(void)
 
 static struct {
 	store *s;
-	int64_t next;	/* atomic: the next update number */
-	int64_t done;	/* atomic */
+	int64_t next; /* atomic: the next update number */
+	int64_t done; /* atomic */
 	int64_t total;
-	int err;	/* atomic: the first error */
+	int err; /* atomic: the first error */
 } g_steady;
 
 static void *steady_thread(void *arg)
@@ -1228,8 +1240,8 @@ static void *steady_thread(void *arg)
 	(void)arg;
 	char key[128], val[512];
 	while (!stopped()) {
-		int64_t i = __atomic_fetch_add(&g_steady.next, 1,
-					       __ATOMIC_RELAXED);
+		int64_t i =
+		    __atomic_fetch_add(&g_steady.next, 1, __ATOMIC_RELAXED);
 		if (i >= g_steady.total)
 			break;
 		snprintf(key, sizeof key, "/registry/bench/steady/obj-%06d",
@@ -1294,7 +1306,8 @@ static void bench_steady(void)
 	bool timed_out = false;
 	for (;;) {
 		sleep_ns(100 * 1000000);
-		int64_t done = __atomic_load_n(&g_steady.done, __ATOMIC_RELAXED);
+		int64_t done =
+		    __atomic_load_n(&g_steady.done, __ATOMIC_RELAXED);
 		int64_t sz = store_db_size(s);
 		if (sz > maxsize)
 			maxsize = sz;
@@ -1338,21 +1351,24 @@ static void bench_steady(void)
 			"%" PRId64 " updates over %d keys in %.1f s%s", done,
 			cfg.steady_keys, secs,
 			timed_out ? " (deadline hit)" : "");
-		add_row("  db size after initial load", (double)size0 / 1048576.0,
-			"MiB", 1, "%d keys", cfg.steady_keys);
+		add_row("  db size after initial load",
+			(double)size0 / 1048576.0, "MiB", 1, "%d keys",
+			cfg.steady_keys);
 		add_row("  db size at 50% of the updates",
-			next_decile > 5 ? (double)at[5] / 1048576.0 : NAN, "MiB",
-			1, NULL);
-		add_row("  db size at the end", (double)final / 1048576.0, "MiB",
-			1, "max seen %.1f MiB; db + WAL; end / 50%% = %.2f "
+			next_decile > 5 ? (double)at[5] / 1048576.0 : NAN,
+			"MiB", 1, NULL);
+		add_row("  db size at the end", (double) final / 1048576.0,
+			"MiB", 1,
+			"max seen %.1f MiB; db + WAL; end / 50%% = %.2f "
 			"(bounded: about 1)",
 			(double)maxsize / 1048576.0,
 			next_decile > 5 && at[5] > 0
-				? (double)final / (double)at[5]
-				: NAN);
+			    ? (double) final / (double)at[5]
+			    : NAN);
 		add_row("  history kept (revision - compact rev)",
 			(double)(rev - crev), "revs", 0,
-			"history_revisions %" PRId64 "; compact revision %" PRId64,
+			"history_revisions %" PRId64
+			"; compact revision %" PRId64,
 			cfg.steady_history, crev);
 	}
 	store_close(s);
@@ -1381,19 +1397,20 @@ static bool want(const char *phase)
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: bench_store [--quick] [--dir DIR] [--seconds S] [--keep]\n"
-		"                   [--writers N] [--only PHASE,...]\n"
-		"  --quick      small sizes and short phases (a smoke test)\n"
-		"  --dir DIR    make the scratch directory inside DIR "
-		"(default /tmp)\n"
-		"  --seconds S  length of each timed phase (default 3, quick "
-		"0.5)\n"
-		"  --keep       do not remove the scratch directory\n"
-		"  --writers N  writer threads for the many-writer phases "
-		"(default 64)\n"
-		"  --only LIST  run only these phases: put1, putN, async,\n"
-		"               keyspace (reads, range, startup), watch, steady\n");
+	fprintf(
+	    f,
+	    "usage: bench_store [--quick] [--dir DIR] [--seconds S] [--keep]\n"
+	    "                   [--writers N] [--only PHASE,...]\n"
+	    "  --quick      small sizes and short phases (a smoke test)\n"
+	    "  --dir DIR    make the scratch directory inside DIR "
+	    "(default /tmp)\n"
+	    "  --seconds S  length of each timed phase (default 3, quick "
+	    "0.5)\n"
+	    "  --keep       do not remove the scratch directory\n"
+	    "  --writers N  writer threads for the many-writer phases "
+	    "(default 64)\n"
+	    "  --only LIST  run only these phases: put1, putN, async,\n"
+	    "               keyspace (reads, range, startup), watch, steady\n");
 }
 
 int main(int argc, char **argv)

@@ -20,9 +20,9 @@ typedef struct api_options {
 	int listen_port;	 /* default 6443; 0 picks a free port */
 	size_t max_body;	 /* bytes; default 3 MiB (413 beyond) */
 	int max_inflight;	 /* non-watch requests; default 400 (429) */
-	int read_timeout;	 /* seconds for a request to arrive; default 60 */
-	int bookmark_seconds;	 /* watch heartbeat period; default 30 */
-	size_t cache_events;	 /* watch cache ring; default 10000 */
+	int read_timeout;     /* seconds for a request to arrive; default 60 */
+	int bookmark_seconds; /* watch heartbeat period; default 30 */
+	size_t cache_events;  /* watch cache ring; default 10000 */
 } api_options;
 
 void api_options_init(api_options *o);

@@ -52,10 +52,10 @@ struct api_req {
 	api_server *srv;
 	struct evhttp_request *ev;
 	api_verb verb;
-	char *path;		 /* decoded path, no query */
-	struct evkeyvalq query;	 /* decoded query parameters */
+	char *path;		/* decoded path, no query */
+	struct evkeyvalq query; /* decoded query parameters */
 	struct timespec start;
-	bool long_running;	 /* a watch: not counted in flight */
+	bool long_running; /* a watch: not counted in flight */
 	/* The resource addressed, when it is one. */
 	const reg_type *type;
 	const reg_version *ver;
@@ -65,16 +65,16 @@ struct api_req {
 	size_t body_len;
 	/* Write path state. */
 	api_done_fn done;
-	json_t *obj;	/* the object being written (owned) */
-	char *key;	/* its store key (owned), while a write is out */
-	char *val;	/* its serialized value (owned), idem */
-	json_t *aux;	/* handler's scratch (owned) */
+	json_t *obj; /* the object being written (owned) */
+	char *key;   /* its store key (owned), while a write is out */
+	char *val;   /* its serialized value (owned), idem */
+	json_t *aux; /* handler's scratch (owned) */
 	int retries;
-	bool generated;		    /* create: the name came from generateName */
-	bool dry_run_body;	    /* DeleteOptions said dryRun: ["All"] */
-	bool reply_scale;	    /* a scale write: answer with the Scale */
-	int txn_err;		    /* set on the store thread */
-	store_txn_result *txn_res;  /* idem; freed after done runs */
+	bool generated;		   /* create: the name came from generateName */
+	bool dry_run_body;	   /* DeleteOptions said dryRun: ["All"] */
+	bool reply_scale;	   /* a scale write: answer with the Scale */
+	int txn_err;		   /* set on the store thread */
+	store_txn_result *txn_res; /* idem; freed after done runs */
 	STAILQ_ENTRY(api_req) link;
 };
 
@@ -99,7 +99,7 @@ struct api_server {
 	struct evhttp *http;
 	struct evhttp_bound_socket *sock;
 	int port;
-	struct event *wake;	/* woken from store threads */
+	struct event *wake; /* woken from store threads */
 	pthread_mutex_t done_mu;
 	struct api_req_list done; /* completed store requests */
 	int inflight;
@@ -119,8 +119,8 @@ struct api_server {
 const char *api_query(const api_req *r, const char *name);
 bool api_query_bool(const api_req *r, const char *name);
 /* Send a reply and finish r (frees it). body is copied. */
-void api_reply(api_req *r, int code, const char *content_type,
-	       const char *body, size_t len);
+void api_reply(api_req *r, int code, const char *content_type, const char *body,
+	       size_t len);
 /* Send a JSON value (stolen) with code, and finish r. */
 void api_reply_json(api_req *r, int code, json_t *v);
 /* Record metrics and free r (after a reply or at the end of a stream). */

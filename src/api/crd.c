@@ -18,7 +18,7 @@
 #include "api/api_int.h"
 
 #define CRD_PREFIX "/registry/apiextensions.k8s.io/customresourcedefinitions/"
-#define NS_PREFIX "/registry/core/namespaces/"
+#define NS_PREFIX  "/registry/core/namespaces/"
 
 static void ignore_result(int err, store_txn_result *res, void *arg)
 {
@@ -51,8 +51,8 @@ static void delete_prefixes(api_server *a, char **prefixes, size_t n)
 	free(ops);
 }
 
-static json_t *condition(const char *type, const char *reason,
-			 const char *msg, const char *now)
+static json_t *condition(const char *type, const char *reason, const char *msg,
+			 const char *now)
 {
 	return json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", type, "status",
 			 "True", "lastTransitionTime", now, "reason", reason,
@@ -74,19 +74,18 @@ static void establish(api_server *a, const cache_obj *o, const reg_type *t)
 		goto out;
 	api_now(now);
 	names = json_deep_copy(
-		json_object_get(json_object_get(crd, "spec"), "names"));
+	    json_object_get(json_object_get(crd, "spec"), "names"));
 	json_object_set_new(names, "singular", json_string(t->singular));
 	json_object_set_new(names, "listKind", json_string(t->list_kind));
 	json_object_set_new(
-		crd, "status",
-		json_pack("{s:[o,o], s:o, s:[s]}", "conditions",
-			  condition("NamesAccepted", "NoConflicts",
-				    "no conflicts found", now),
-			  condition("Established", "InitialNamesAccepted",
-				    "the initial names have been accepted",
-				    now),
-			  "acceptedNames", names, "storedVersions",
-			  sv ? sv->name : "v1"));
+	    crd, "status",
+	    json_pack("{s:[o,o], s:o, s:[s]}", "conditions",
+		      condition("NamesAccepted", "NoConflicts",
+				"no conflicts found", now),
+		      condition("Established", "InitialNamesAccepted",
+				"the initial names have been accepted", now),
+		      "acceptedNames", names, "storedVersions",
+		      sv ? sv->name : "v1"));
 	json_object_del(json_object_get(crd, "metadata"), "resourceVersion");
 	val = json_dumps(crd, JSON_COMPACT);
 	if (val) {
@@ -159,9 +158,8 @@ static void on_namespace(cache_event *e, void *arg)
 	for (size_t i = 0; i < reg_count(a->reg); i++) {
 		const reg_type *t = reg_at(a->reg, i);
 
-		if (t->namespaced &&
-		    asprintf(&prefixes[n], "%s%s/", t->key_prefix,
-			     e->obj->name) >= 0)
+		if (t->namespaced && asprintf(&prefixes[n], "%s%s/",
+					      t->key_prefix, e->obj->name) >= 0)
 			n++;
 	}
 	delete_prefixes(a, prefixes, n);

@@ -74,7 +74,8 @@ static const char **group_versions(const registry *reg, const char *group,
 			if (!t->versions[j].served)
 				continue;
 			for (size_t k = 0; k < *n; k++)
-				seen = seen || !strcmp(v[k], t->versions[j].name);
+				seen =
+				    seen || !strcmp(v[k], t->versions[j].name);
 			if (seen)
 				continue;
 			if (*n == cap) {
@@ -107,7 +108,8 @@ static json_t *group_doc(const registry *reg, const char *group)
 	}
 	g = json_pack("{s:s, s:o}", "name", group, "versions", versions);
 	if (n)
-		json_object_set(g, "preferredVersion", json_array_get(versions, 0));
+		json_object_set(g, "preferredVersion",
+				json_array_get(versions, 0));
 	free(v);
 	return n ? g : (json_decref(g), NULL);
 }
@@ -133,9 +135,10 @@ static json_t *str_list(char **s, size_t n)
 static json_t *resource_list(const registry *reg, const char *group,
 			     const char *version)
 {
-	static const char *const all[] = {"create", "delete",
-					  "deletecollection", "get", "list",
-					  "patch", "update", "watch", NULL};
+	static const char *const all[] = {
+	    "create", "delete", "deletecollection",
+	    "get",    "list",	"patch",
+	    "update", "watch",	NULL};
 	static const char *const sub[] = {"get", "patch", "update", NULL};
 	json_t *res = json_array();
 	char gv[512];
@@ -154,31 +157,31 @@ static json_t *resource_list(const registry *reg, const char *group,
 			      t->namespaced, "kind", t->kind, "verbs",
 			      verbs(all));
 		if (t->nshort)
-			json_object_set_new(r, "shortNames",
-					    str_list(t->short_names, t->nshort));
+			json_object_set_new(
+			    r, "shortNames",
+			    str_list(t->short_names, t->nshort));
 		if (t->ncategories)
 			json_object_set_new(
-				r, "categories",
-				str_list(t->categories, t->ncategories));
+			    r, "categories",
+			    str_list(t->categories, t->ncategories));
 		json_array_append_new(res, r);
 		if (v->status) {
 			snprintf(sn, sizeof sn, "%s/status", t->plural);
 			json_array_append_new(
-				res, json_pack("{s:s, s:s, s:b, s:s, s:o}",
-					       "name", sn, "singularName", "",
-					       "namespaced", t->namespaced,
-					       "kind", t->kind, "verbs",
-					       verbs(sub)));
+			    res, json_pack("{s:s, s:s, s:b, s:s, s:o}", "name",
+					   sn, "singularName", "", "namespaced",
+					   t->namespaced, "kind", t->kind,
+					   "verbs", verbs(sub)));
 		}
 		if (v->scale_spec_path) {
 			snprintf(sn, sizeof sn, "%s/scale", t->plural);
 			json_array_append_new(
-				res,
-				json_pack("{s:s, s:s, s:b, s:s, s:s, s:s, s:o}",
-					  "name", sn, "singularName", "",
-					  "namespaced", t->namespaced, "group",
-					  "autoscaling", "version", "v1",
-					  "kind", "Scale", "verbs", verbs(sub)));
+			    res,
+			    json_pack("{s:s, s:s, s:b, s:s, s:s, s:s, s:o}",
+				      "name", sn, "singularName", "",
+				      "namespaced", t->namespaced, "group",
+				      "autoscaling", "version", "v1", "kind",
+				      "Scale", "verbs", verbs(sub)));
 		}
 	}
 	if (json_array_size(res) == 0) {
@@ -197,13 +200,12 @@ static json_t *resource_list(const registry *reg, const char *group,
 static void serve_version(api_req *r)
 {
 	api_reply_json(
-		r, 200,
-		json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
-			  "major", "1", "minor", "32", "gitVersion",
-			  "v1.32.0+signalbox", "gitCommit", "", "gitTreeState",
-			  "clean", "buildDate", __DATE__, "goVersion",
-			  "none (signalbox is written in C)", "compiler", "gcc",
-			  "platform", "linux/amd64"));
+	    r, 200,
+	    json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "major",
+		      "1", "minor", "32", "gitVersion", "v1.32.0+signalbox",
+		      "gitCommit", "", "gitTreeState", "clean", "buildDate",
+		      __DATE__, "goVersion", "none (signalbox is written in C)",
+		      "compiler", "gcc", "platform", "linux/amd64"));
 }
 
 static void serve_apis(api_req *r)
@@ -267,8 +269,10 @@ bool api_discovery(api_req *r)
 	} else if (!strcmp(seg[0], "apis") && n == 2) {
 		doc = group_doc(reg, seg[1]);
 		if (doc) {
-			json_object_set_new(doc, "kind", json_string("APIGroup"));
-			json_object_set_new(doc, "apiVersion", json_string("v1"));
+			json_object_set_new(doc, "kind",
+					    json_string("APIGroup"));
+			json_object_set_new(doc, "apiVersion",
+					    json_string("v1"));
 		}
 	} else if (!strcmp(seg[0], "apis") && n == 3) {
 		doc = resource_list(reg, seg[1], seg[2]);

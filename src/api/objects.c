@@ -32,7 +32,7 @@ static json_t *scale_of(api_req *r, cache_obj *cur);
 static const char *content_type(const api_req *r)
 {
 	const char *ct = evhttp_find_header(
-		evhttp_request_get_input_headers(r->ev), "Content-Type");
+	    evhttp_request_get_input_headers(r->ev), "Content-Type");
 
 	return ct ? ct : "";
 }
@@ -56,7 +56,7 @@ static json_t *md(json_t *obj)
 static const char *md_str(const json_t *obj, const char *k)
 {
 	return json_string_value(
-		json_object_get(json_object_get(obj, "metadata"), k));
+	    json_object_get(json_object_get(obj, "metadata"), k));
 }
 
 void api_version_of(const api_req *r, char *buf, size_t len)
@@ -70,8 +70,8 @@ void api_version_of(const api_req *r, char *buf, size_t len)
 /* The object's JSON as the client asked for it: the stored bytes, or, if
  * the client asked another version than the stored one, rewritten. Returns
  * a new string (caller frees) in *owned only when rewritten. */
-static const char *obj_bytes(const api_req *r, const cache_obj *o,
-			     size_t *len, char **owned)
+static const char *obj_bytes(const api_req *r, const cache_obj *o, size_t *len,
+			     char **owned)
 {
 	char want[300];
 	json_t *j;
@@ -130,7 +130,8 @@ static void reply_json_obj(api_req *r, int code, json_t *obj, int64_t rev)
 
 	if (rev > 0) {
 		snprintf(rv, sizeof rv, "%lld", (long long)rev);
-		json_object_set_new(md(obj), "resourceVersion", json_string(rv));
+		json_object_set_new(md(obj), "resourceVersion",
+				    json_string(rv));
 	}
 	api_reply_json(r, code, json_incref(obj));
 }
@@ -195,9 +196,9 @@ static bool is_dns_label(const char *s)
 static void add_cause(json_t *causes, const char *reason, const char *field,
 		      const char *msg)
 {
-	json_array_append_new(causes, json_pack("{s:s, s:s, s:s}", "reason",
-						 reason, "message", msg,
-						 "field", field));
+	json_array_append_new(causes,
+			      json_pack("{s:s, s:s, s:s}", "reason", reason,
+					"message", msg, "field", field));
 }
 
 /* ---- preparing an object ----------------------------------------------- */
@@ -353,11 +354,12 @@ static bool field_check(api_req *r, json_t *unknown)
 	if (m == FV_WARN) {
 		json_array_foreach(unknown, i, u)
 		{
-			snprintf(msg, sizeof msg, "299 - \"unknown field \\\"%s\\\"\"",
+			snprintf(msg, sizeof msg,
+				 "299 - \"unknown field \\\"%s\\\"\"",
 				 json_string_value(u) + 1);
 			evhttp_add_header(
-				evhttp_request_get_output_headers(r->ev),
-				"Warning", msg);
+			    evhttp_request_get_output_headers(r->ev), "Warning",
+			    msg);
 		}
 		return true;
 	}
@@ -612,7 +614,8 @@ out:
 	free(next);
 }
 
-/* ---- writes ---------------------------------------------------------------- */
+/* ---- writes ----------------------------------------------------------------
+ */
 
 /* After a write the client gets the object as stored: the cache already
  * holds it (the loop applies the store's events before completions). */
@@ -628,7 +631,8 @@ static void on_written(api_req *r, int err, store_txn_result *res)
 	}
 	api_qualified(r->type, q, sizeof q);
 	if (err) {
-		api_fail(r, err == STORE_ENOSPC || err == STORE_EROFS ? 507 : 500,
+		api_fail(r,
+			 err == STORE_ENOSPC || err == STORE_EROFS ? 507 : 500,
 			 "InternalError", NULL,
 			 "the store could not write %s \"%s\": %s", q,
 			 md_str(r->obj, "name") ?: "", store_strerror(err));
@@ -716,7 +720,8 @@ static void commit(api_req *r, const char *key, json_t *obj, int64_t expect_mod,
 		json_object_del(md(obj), "resourceVersion");
 		r->val = json_dumps(obj, JSON_COMPACT);
 		if (!r->val) {
-			api_fail(r, 500, "InternalError", NULL, "out of memory");
+			api_fail(r, 500, "InternalError", NULL,
+				 "out of memory");
 			return;
 		}
 		op.value = r->val;
@@ -847,9 +852,12 @@ static bool spec_equal(json_t *a, json_t *b)
 /* Carry over from old what a client may not change, per subresource. */
 static void carry_over(api_req *r, json_t *old, json_t *obj)
 {
-	static const char *const keep[] = {"uid", "creationTimestamp",
-					   "generation", "deletionTimestamp",
-					   "deletionGracePeriodSeconds", NULL};
+	static const char *const keep[] = {"uid",
+					   "creationTimestamp",
+					   "generation",
+					   "deletionTimestamp",
+					   "deletionGracePeriodSeconds",
+					   NULL};
 	json_t *om = md(old), *nm = md(obj);
 
 	for (size_t i = 0; keep[i]; i++) {
@@ -882,10 +890,10 @@ static void carry_over(api_req *r, json_t *old, json_t *obj)
 	}
 	if (!spec_equal(old, obj))
 		json_object_set_new(
-			nm, "generation",
-			json_integer(json_integer_value(
-					     json_object_get(om, "generation")) +
-				     1));
+		    nm, "generation",
+		    json_integer(
+			json_integer_value(json_object_get(om, "generation")) +
+			1));
 }
 
 /* Finish an update or patch: obj is the client's new object (stolen). */
@@ -1091,7 +1099,8 @@ out:
 	json_decref(old);
 }
 
-/* ---- delete ------------------------------------------------------------------ */
+/* ---- delete
+ * ------------------------------------------------------------------ */
 
 static void do_delete(api_req *r)
 {
@@ -1114,8 +1123,7 @@ static void do_delete(api_req *r)
 		opts = json_loadb(r->body, r->body_len, 0, NULL);
 	{
 		const char *p = json_string_value(json_object_get(
-			json_object_get(opts, "preconditions"),
-			"resourceVersion"));
+		    json_object_get(opts, "preconditions"), "resourceVersion"));
 		json_t *dr = json_object_get(opts, "dryRun");
 		size_t i;
 		json_t *v;
@@ -1163,10 +1171,10 @@ static void do_delete(api_req *r)
 					    json_integer(0));
 			/* As kube-apiserver's markAsDeleting. */
 			json_object_set_new(
-				md(obj), "generation",
-				json_integer(json_integer_value(json_object_get(
-						     md(obj), "generation")) +
-					     1));
+			    md(obj), "generation",
+			    json_integer(json_integer_value(json_object_get(
+					     md(obj), "generation")) +
+					 1));
 			commit(r, key, obj, cur->rev, pre != 0, false);
 		} else {
 			reply_obj(r, 200, cur);
@@ -1214,8 +1222,8 @@ static void do_deletecollection(api_req *r)
 			if (!c2 || !o2)
 				break;
 		}
-		cmps[n] = (store_cmp){o->key, STORE_CMP_MOD, STORE_CMP_EQ,
-				      o->rev};
+		cmps[n] =
+		    (store_cmp){o->key, STORE_CMP_MOD, STORE_CMP_EQ, o->rev};
 		ops[n] = (store_op){.type = STORE_OP_DELETE, .key = o->key};
 		json_array_append_new(items, cache_obj_parse(o));
 		n++;
@@ -1241,7 +1249,8 @@ static void do_deletecollection(api_req *r)
 	free(prefix);
 }
 
-/* ---- scale --------------------------------------------------------------------- */
+/* ---- scale
+ * --------------------------------------------------------------------- */
 
 /* Get the value at a simple ".a.b.c" path (borrowed), or NULL. */
 static json_t *path_get(json_t *obj, const char *path)
@@ -1282,8 +1291,8 @@ static json_t *scale_of(api_req *r, cache_obj *cur)
 	json_t *spec = path_get(obj, r->ver->scale_spec_path);
 	json_t *st = path_get(obj, r->ver->scale_status_path);
 	json_t *lsel = r->ver->scale_selector_path
-			      ? path_get(obj, r->ver->scale_selector_path)
-			      : NULL;
+			   ? path_get(obj, r->ver->scale_selector_path)
+			   : NULL;
 	char rv[24];
 
 	snprintf(rv, sizeof rv, "%lld", (long long)cur->rev);
@@ -1292,8 +1301,7 @@ static json_t *scale_of(api_req *r, cache_obj *cur)
 		      "metadata", "name", cur->name, "namespace", cur->ns,
 		      "resourceVersion", rv, "uid", md_str(obj, "uid"), "spec",
 		      "replicas", (json_int_t)json_integer_value(spec),
-		      "status", "replicas",
-		      (json_int_t)json_integer_value(st));
+		      "status", "replicas", (json_int_t)json_integer_value(st));
 	if (json_is_string(lsel))
 		json_object_set(json_object_get(s, "status"), "selector", lsel);
 	json_decref(obj);
@@ -1343,7 +1351,8 @@ static void do_scale(api_req *r)
 	update_with(r, cur, obj, false, 0);
 }
 
-/* ---- routing ----------------------------------------------------------------------- */
+/* ---- routing
+ * ----------------------------------------------------------------------- */
 
 static void dispatch(api_req *r)
 {
@@ -1384,10 +1393,10 @@ void api_objects(api_req *r)
 	enum evhttp_cmd_type m = evhttp_request_get_command(r->ev);
 	bool named = r->name != NULL;
 
-	r->type = reg_find(r->srv->reg, r->group, r->version, r->plural,
-			   &r->ver);
-	if (!r->type || (r->sub && strcmp(r->sub, "status") &&
-			 strcmp(r->sub, "scale")) ||
+	r->type =
+	    reg_find(r->srv->reg, r->group, r->version, r->plural, &r->ver);
+	if (!r->type ||
+	    (r->sub && strcmp(r->sub, "status") && strcmp(r->sub, "scale")) ||
 	    (r->sub && !strcmp(r->sub, "status") && !r->ver->status) ||
 	    (r->sub && !strcmp(r->sub, "scale") && !r->ver->scale_spec_path) ||
 	    (named && r->type->namespaced && !r->ns)) {
@@ -1399,7 +1408,7 @@ void api_objects(api_req *r)
 	switch (m) {
 	case EVHTTP_REQ_GET:
 	case EVHTTP_REQ_HEAD:
-		r->verb = named ? VERB_GET
+		r->verb = named			       ? VERB_GET
 			  : api_query_bool(r, "watch") ? VERB_WATCH
 						       : VERB_LIST;
 		break;

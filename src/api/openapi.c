@@ -50,25 +50,24 @@ static json_t *gvk(const reg_type *t, const reg_version *v)
 static json_t *object_meta_schema(void)
 {
 	return json_pack(
-		"{s:s, s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s},"
-		" s:{s:s, s:s}, s:{s:s, s:s}, s:{s:s, s:s}, s:{s:s, s:s},"
-		" s:{s:s, s:{s:s}}, s:{s:s, s:{s:s}}, s:{s:s, s:{s:s}},"
-		" s:{s:s, s:{s:s, s:b}}}}",
-		"description",
-		"ObjectMeta is metadata that all persisted resources must have.",
-		"type", "object", "properties", "name", "type", "string",
-		"generateName", "type", "string", "namespace", "type", "string",
-		"uid", "type", "string", "resourceVersion", "type", "string",
-		"generation", "type", "integer", "format", "int64",
-		"creationTimestamp", "type", "string", "format", "date-time",
-		"deletionTimestamp", "type", "string", "format", "date-time",
-		"deletionGracePeriodSeconds", "type", "integer", "format",
-		"int64", "labels", "type", "object", "additionalProperties",
-		"type", "string", "annotations", "type", "object",
-		"additionalProperties", "type", "string", "finalizers", "type",
-		"array", "items", "type", "string", "ownerReferences", "type",
-		"array", "items", "type", "object",
-		"x-kubernetes-preserve-unknown-fields", 1);
+	    "{s:s, s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s},"
+	    " s:{s:s, s:s}, s:{s:s, s:s}, s:{s:s, s:s}, s:{s:s, s:s},"
+	    " s:{s:s, s:{s:s}}, s:{s:s, s:{s:s}}, s:{s:s, s:{s:s}},"
+	    " s:{s:s, s:{s:s, s:b}}}}",
+	    "description",
+	    "ObjectMeta is metadata that all persisted resources must have.",
+	    "type", "object", "properties", "name", "type", "string",
+	    "generateName", "type", "string", "namespace", "type", "string",
+	    "uid", "type", "string", "resourceVersion", "type", "string",
+	    "generation", "type", "integer", "format", "int64",
+	    "creationTimestamp", "type", "string", "format", "date-time",
+	    "deletionTimestamp", "type", "string", "format", "date-time",
+	    "deletionGracePeriodSeconds", "type", "integer", "format", "int64",
+	    "labels", "type", "object", "additionalProperties", "type",
+	    "string", "annotations", "type", "object", "additionalProperties",
+	    "type", "string", "finalizers", "type", "array", "items", "type",
+	    "string", "ownerReferences", "type", "array", "items", "type",
+	    "object", "x-kubernetes-preserve-unknown-fields", 1);
 }
 
 /* The kind's schema for OpenAPI (a new reference): the CRD's
@@ -76,10 +75,10 @@ static json_t *object_meta_schema(void)
 static json_t *kind_schema(const reg_type *t, const reg_version *v,
 			   const char *ref_prefix)
 {
-	json_t *s = v->openapi ? json_deep_copy(v->openapi)
-			       : json_pack("{s:s, s:b}", "type", "object",
-					   "x-kubernetes-preserve-unknown-fields",
-					   1);
+	json_t *s = v->openapi
+			? json_deep_copy(v->openapi)
+			: json_pack("{s:s, s:b}", "type", "object",
+				    "x-kubernetes-preserve-unknown-fields", 1);
 	json_t *props = json_object_get(s, "properties");
 	char ref[256];
 
@@ -114,10 +113,10 @@ static json_t *op(const reg_type *t, const reg_version *v, const char *id,
 {
 	json_t *g = gvk(t, v);
 	json_t *o = json_pack(
-		"{s:s, s:O, s:{s:{s:s, s:{s:{s:{s:s}}}}}}", "operationId", id,
-		"x-kubernetes-group-version-kind", json_array_get(g, 0),
-		"responses", "200", "description", "OK", "content",
-		"application/json", "schema", "$ref", ref);
+	    "{s:s, s:O, s:{s:{s:s, s:{s:{s:{s:s}}}}}}", "operationId", id,
+	    "x-kubernetes-group-version-kind", json_array_get(g, 0),
+	    "responses", "200", "description", "OK", "content",
+	    "application/json", "schema", "$ref", ref);
 	json_t *params = json_array();
 
 	json_decref(g);
@@ -126,17 +125,17 @@ static json_t *op(const reg_type *t, const reg_version *v, const char *id,
 					      "modifications should not be "
 					      "persisted."));
 	json_array_append_new(
-		params, param("fieldValidation",
-			      "Ignore, Warn or Strict: how the server treats "
-			      "unknown or duplicate fields."));
+	    params, param("fieldValidation",
+			  "Ignore, Warn or Strict: how the server treats "
+			  "unknown or duplicate fields."));
 	json_object_set_new(o, "parameters", params);
 	if (body)
 		json_object_set_new(
-			o, "requestBody",
-			json_pack("{s:{s:{s:{s:s}}}, s:b}", "content",
-				  patch ? "application/merge-patch+json"
-					: "application/json",
-				  "schema", "$ref", ref, "required", 1));
+		    o, "requestBody",
+		    json_pack("{s:{s:{s:{s:s}}}, s:b}", "content",
+			      patch ? "application/merge-patch+json"
+				    : "application/json",
+			      "schema", "$ref", ref, "required", 1));
 	return o;
 }
 
@@ -146,27 +145,27 @@ static void add_paths(json_t *paths, const reg_type *t, const reg_version *v,
 	char base[512], item[600], id[300];
 
 	if (*t->group)
-		snprintf(base, sizeof base, "/apis/%s/%s/%s%s", t->group,
-			 v->name, t->namespaced ? "namespaces/{namespace}/" : "",
-			 t->plural);
+		snprintf(
+		    base, sizeof base, "/apis/%s/%s/%s%s", t->group, v->name,
+		    t->namespaced ? "namespaces/{namespace}/" : "", t->plural);
 	else
 		snprintf(base, sizeof base, "/api/%s/%s%s", v->name,
 			 t->namespaced ? "namespaces/{namespace}/" : "",
 			 t->plural);
 	snprintf(item, sizeof item, "%s/{name}", base);
 	snprintf(id, sizeof id, "create%s", t->kind);
-	json_object_set_new(
-		paths, base,
-		json_pack("{s:o, s:o}", "post", op(t, v, id, ref, true, false),
-			  "get", op(t, v, "list", ref, false, false)));
+	json_object_set_new(paths, base,
+			    json_pack("{s:o, s:o}", "post",
+				      op(t, v, id, ref, true, false), "get",
+				      op(t, v, "list", ref, false, false)));
 	snprintf(id, sizeof id, "patch%s", t->kind);
 	json_object_set_new(
-		paths, item,
-		json_pack("{s:o, s:o, s:o, s:o}", "get",
-			  op(t, v, "read", ref, false, false), "put",
-			  op(t, v, "replace", ref, true, false), "patch",
-			  op(t, v, id, ref, true, true), "delete",
-			  op(t, v, "delete", ref, false, false)));
+	    paths, item,
+	    json_pack("{s:o, s:o, s:o, s:o}", "get",
+		      op(t, v, "read", ref, false, false), "put",
+		      op(t, v, "replace", ref, true, false), "patch",
+		      op(t, v, id, ref, true, true), "delete",
+		      op(t, v, "delete", ref, false, false)));
 }
 
 /* The OpenAPI v3 document of one group/version (a new reference). */
@@ -255,8 +254,8 @@ static json_t *v2_doc(api_server *a)
 			if (!v->served)
 				continue;
 			schema_name(t, v, name, sizeof name);
-			json_object_set_new(defs, name,
-					    kind_schema(t, v, "#/definitions/"));
+			json_object_set_new(
+			    defs, name, kind_schema(t, v, "#/definitions/"));
 		}
 	}
 	return json_pack("{s:s, s:{s:s, s:s}, s:o, s:o}", "swagger", "2.0",
@@ -268,7 +267,7 @@ bool api_openapi(api_req *r)
 {
 	const char *p = r->path;
 	const char *acc = evhttp_find_header(
-		evhttp_request_get_input_headers(r->ev), "Accept");
+	    evhttp_request_get_input_headers(r->ev), "Accept");
 
 	if (!strcmp(p, "/openapi/v2")) {
 		if (acc && strstr(acc, "protobuf") && !strstr(acc, "json")) {

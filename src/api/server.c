@@ -22,16 +22,19 @@
 #include "api/api_int.h"
 
 const char *const api_verb_names[VERB_COUNT] = {
-	[VERB_NONE] = "",	   [VERB_GET] = "GET",
-	[VERB_LIST] = "LIST",	   [VERB_WATCH] = "WATCH",
-	[VERB_CREATE] = "POST",	   [VERB_UPDATE] = "PUT",
-	[VERB_PATCH] = "PATCH",	   [VERB_DELETE] = "DELETE",
-	[VERB_DELETECOLLECTION] = "DELETECOLLECTION",
+    [VERB_NONE] = "",
+    [VERB_GET] = "GET",
+    [VERB_LIST] = "LIST",
+    [VERB_WATCH] = "WATCH",
+    [VERB_CREATE] = "POST",
+    [VERB_UPDATE] = "PUT",
+    [VERB_PATCH] = "PATCH",
+    [VERB_DELETE] = "DELETE",
+    [VERB_DELETECOLLECTION] = "DELETECOLLECTION",
 };
 
-static const double bucket_le[12] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
-				     0.025,  0.05,  0.1,    0.25,  0.5,
-				     1.0,    5.0};
+static const double bucket_le[12] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+				     0.05,   0.1,   0.25,   0.5,   1.0,	 5.0};
 
 void api_options_init(api_options *o)
 {
@@ -135,8 +138,8 @@ static void serve_metrics(api_req *r)
 	char *body;
 
 	evbuffer_add_printf(
-		b, "# HELP apiserver_request_total Requests by verb, resource "
-		   "and HTTP code.\n# TYPE apiserver_request_total counter\n");
+	    b, "# HELP apiserver_request_total Requests by verb, resource "
+	       "and HTTP code.\n# TYPE apiserver_request_total counter\n");
 	for (size_t i = 0; i < a->nmetrics; i++) {
 		api_metric *m = &a->metrics[i];
 
@@ -147,9 +150,9 @@ static void serve_metrics(api_req *r)
 				    (unsigned long long)m->count);
 	}
 	evbuffer_add_printf(
-		b, "# HELP apiserver_request_duration_seconds Response "
-		   "latency by verb, resource and code.\n"
-		   "# TYPE apiserver_request_duration_seconds histogram\n");
+	    b, "# HELP apiserver_request_duration_seconds Response "
+	       "latency by verb, resource and code.\n"
+	       "# TYPE apiserver_request_duration_seconds histogram\n");
 	for (size_t i = 0; i < a->nmetrics; i++) {
 		api_metric *m = &a->metrics[i];
 		const char *lbl = "verb=\"%s\",resource=\"%s\",code=\"%d\"";
@@ -158,45 +161,44 @@ static void serve_metrics(api_req *r)
 		snprintf(l, sizeof l, lbl, m->verb, m->resource, m->code);
 		for (int j = 0; j < 12; j++)
 			evbuffer_add_printf(
-				b,
-				"apiserver_request_duration_seconds_bucket{%s,"
-				"le=\"%g\"} %llu\n",
-				l, bucket_le[j],
-				(unsigned long long)m->buckets[j]);
+			    b,
+			    "apiserver_request_duration_seconds_bucket{%s,"
+			    "le=\"%g\"} %llu\n",
+			    l, bucket_le[j], (unsigned long long)m->buckets[j]);
 		evbuffer_add_printf(
-			b,
-			"apiserver_request_duration_seconds_bucket{%s,"
-			"le=\"+Inf\"} %llu\n"
-			"apiserver_request_duration_seconds_sum{%s} %.6f\n"
-			"apiserver_request_duration_seconds_count{%s} %llu\n",
-			l, (unsigned long long)m->count, l, m->seconds, l,
-			(unsigned long long)m->count);
+		    b,
+		    "apiserver_request_duration_seconds_bucket{%s,"
+		    "le=\"+Inf\"} %llu\n"
+		    "apiserver_request_duration_seconds_sum{%s} %.6f\n"
+		    "apiserver_request_duration_seconds_count{%s} %llu\n",
+		    l, (unsigned long long)m->count, l, m->seconds, l,
+		    (unsigned long long)m->count);
 	}
 	evbuffer_add_printf(
-		b,
-		"# HELP apiserver_registered_watchers Open watch streams.\n"
-		"# TYPE apiserver_registered_watchers gauge\n"
-		"apiserver_registered_watchers %d\n"
-		"# HELP apiserver_current_inflight_requests Requests being "
-		"served, watches excluded.\n"
-		"# TYPE apiserver_current_inflight_requests gauge\n"
-		"apiserver_current_inflight_requests %d\n"
-		"# HELP signalbox_store_revision Newest revision in the "
-		"store.\n# TYPE signalbox_store_revision gauge\n"
-		"signalbox_store_revision %lld\n"
-		"# HELP signalbox_store_compact_revision Revision the store "
-		"is compacted to.\n"
-		"# TYPE signalbox_store_compact_revision gauge\n"
-		"signalbox_store_compact_revision %lld\n"
-		"# HELP signalbox_store_db_size_bytes Database size on disk, "
-		"WAL included.\n# TYPE signalbox_store_db_size_bytes gauge\n"
-		"signalbox_store_db_size_bytes %lld\n"
-		"# HELP signalbox_cache_objects Objects in the watch cache.\n"
-		"# TYPE signalbox_cache_objects gauge\n"
-		"signalbox_cache_objects %zu\n",
-		a->watchers, a->inflight, (long long)store_revision(a->st),
-		(long long)store_compact_revision(a->st),
-		(long long)store_db_size(a->st), cache_count(a->cache));
+	    b,
+	    "# HELP apiserver_registered_watchers Open watch streams.\n"
+	    "# TYPE apiserver_registered_watchers gauge\n"
+	    "apiserver_registered_watchers %d\n"
+	    "# HELP apiserver_current_inflight_requests Requests being "
+	    "served, watches excluded.\n"
+	    "# TYPE apiserver_current_inflight_requests gauge\n"
+	    "apiserver_current_inflight_requests %d\n"
+	    "# HELP signalbox_store_revision Newest revision in the "
+	    "store.\n# TYPE signalbox_store_revision gauge\n"
+	    "signalbox_store_revision %lld\n"
+	    "# HELP signalbox_store_compact_revision Revision the store "
+	    "is compacted to.\n"
+	    "# TYPE signalbox_store_compact_revision gauge\n"
+	    "signalbox_store_compact_revision %lld\n"
+	    "# HELP signalbox_store_db_size_bytes Database size on disk, "
+	    "WAL included.\n# TYPE signalbox_store_db_size_bytes gauge\n"
+	    "signalbox_store_db_size_bytes %lld\n"
+	    "# HELP signalbox_cache_objects Objects in the watch cache.\n"
+	    "# TYPE signalbox_cache_objects gauge\n"
+	    "signalbox_cache_objects %zu\n",
+	    a->watchers, a->inflight, (long long)store_revision(a->st),
+	    (long long)store_compact_revision(a->st),
+	    (long long)store_db_size(a->st), cache_count(a->cache));
 	len = evbuffer_get_length(b);
 	body = malloc(len);
 	if (body)
@@ -242,11 +244,11 @@ void api_req_finish(api_req *r, int code)
 	if (r->plural)
 		snprintf(res, sizeof res, "%s%s%s", r->plural,
 			 r->sub ? "/" : "", r->sub ? r->sub : "");
-	metric_add(a, r->verb ? api_verb_names[r->verb]
-			      : evhttp_request_get_command(r->ev) ==
-						EVHTTP_REQ_GET
-					? "GET"
-					: "OTHER",
+	metric_add(a,
+		   r->verb ? api_verb_names[r->verb]
+		   : evhttp_request_get_command(r->ev) == EVHTTP_REQ_GET
+		       ? "GET"
+		       : "OTHER",
 		   res, code, secs);
 	if (r->long_running)
 		a->watchers--;
@@ -255,8 +257,8 @@ void api_req_finish(api_req *r, int code)
 	req_free(r);
 }
 
-void api_reply(api_req *r, int code, const char *content_type,
-	       const char *body, size_t len)
+void api_reply(api_req *r, int code, const char *content_type, const char *body,
+	       size_t len)
 {
 	struct evbuffer *b = evbuffer_new();
 	struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
@@ -349,7 +351,8 @@ static void wake_from_thread(void *arg)
 	event_active(a->wake, EV_READ, 0);
 }
 
-/* ---- routing -------------------------------------------------------------- */
+/* ---- routing --------------------------------------------------------------
+ */
 
 /* Split path into at most max segments (pointers into a copy in *buf). */
 static size_t split(const char *path, char **buf, char **seg, size_t max)
@@ -475,7 +478,8 @@ static void on_request(struct evhttp_request *ev, void *arg)
 	route(r);
 }
 
-/* ---- set up ---------------------------------------------------------------- */
+/* ---- set up ----------------------------------------------------------------
+ */
 
 static int ensure_default_namespace(api_server *a)
 {
@@ -538,7 +542,7 @@ int api_new(store *s, const api_options *o, api_server **out, char *err,
 		goto fail;
 	a->wake = event_new(a->base, -1, 0, on_wake, a);
 	a->bookmark_timer =
-		event_new(a->base, -1, EV_PERSIST, on_bookmark_timer, a);
+	    event_new(a->base, -1, EV_PERSIST, on_bookmark_timer, a);
 	if (!a->wake || !a->bookmark_timer)
 		goto fail;
 	rc = ensure_default_namespace(a);
@@ -547,8 +551,8 @@ int api_new(store *s, const api_options *o, api_server **out, char *err,
 			 store_strerror(rc));
 		goto fail;
 	}
-	rc = cache_open(s, o->cache_events, wake_from_thread, a, &a->cache,
-			err, errlen);
+	rc = cache_open(s, o->cache_events, wake_from_thread, a, &a->cache, err,
+			errlen);
 	if (rc)
 		goto fail;
 	if (api_crd_start(a)) {
@@ -561,11 +565,10 @@ int api_new(store *s, const api_options *o, api_server **out, char *err,
 	evhttp_set_max_body_size(a->http, (ev_ssize_t)o->max_body);
 	evhttp_set_max_headers_size(a->http, 64 * 1024);
 	evhttp_set_timeout(a->http, o->read_timeout);
-	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-						    EVHTTP_REQ_PUT |
-						    EVHTTP_REQ_PATCH |
-						    EVHTTP_REQ_DELETE |
-						    EVHTTP_REQ_HEAD);
+	evhttp_set_allowed_methods(a->http,
+				   EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+				       EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH |
+				       EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);
 	evhttp_set_default_content_type(a->http, "application/json");
 	evhttp_set_gencb(a->http, on_request, a);
 	a->sock = evhttp_bind_socket_with_handle(a->http, o->listen_host,
@@ -581,11 +584,10 @@ int api_new(store *s, const api_options *o, api_server **out, char *err,
 		evutil_socket_t fd = evhttp_bound_socket_get_fd(a->sock);
 
 		if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-			a->port = ntohs(ss.ss_family == AF_INET6
-						? ((struct sockaddr_in6 *)&ss)
-							  ->sin6_port
-						: ((struct sockaddr_in *)&ss)
-							  ->sin_port);
+			a->port =
+			    ntohs(ss.ss_family == AF_INET6
+				      ? ((struct sockaddr_in6 *)&ss)->sin6_port
+				      : ((struct sockaddr_in *)&ss)->sin_port);
 	}
 	tv.tv_sec = o->bookmark_seconds > 0 ? o->bookmark_seconds : 30;
 	tv.tv_usec = 0;

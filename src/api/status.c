@@ -11,11 +11,11 @@
 json_t *api_status(int code, const char *reason, const char *message,
 		   json_t *details)
 {
-	json_t *s = json_pack("{s:s, s:s, s:{}, s:s, s:s, s:s, s:i}", "kind",
-			      "Status", "apiVersion", "v1", "metadata",
-			      "status", code < 400 ? "Success" : "Failure",
-			      "message", message, "reason", reason, "code",
-			      code);
+	json_t *s =
+	    json_pack("{s:s, s:s, s:{}, s:s, s:s, s:s, s:i}", "kind", "Status",
+		      "apiVersion", "v1", "metadata", "status",
+		      code < 400 ? "Success" : "Failure", "message", message,
+		      "reason", reason, "code", code);
 
 	if (s && details)
 		json_object_set_new(s, "details", details);
@@ -72,16 +72,15 @@ void api_fail_invalid(api_req *r, const char *name, json_t *causes)
 	size_t n = json_array_size(causes), i, off;
 	json_t *c, *d;
 
-	off = (size_t)snprintf(msg, sizeof msg, "%s%s%s \"%s\" is invalid: %s",
-			       r->type ? r->type->kind : "",
-			       r->type && *r->type->group ? "." : "",
-			       r->type ? r->type->group : "", name ? name : "",
-			       n > 1 ? "[" : "");
+	off = (size_t)snprintf(
+	    msg, sizeof msg, "%s%s%s \"%s\" is invalid: %s",
+	    r->type ? r->type->kind : "", r->type && *r->type->group ? "." : "",
+	    r->type ? r->type->group : "", name ? name : "", n > 1 ? "[" : "");
 	json_array_foreach(causes, i, c)
 	{
 		const char *f = json_string_value(json_object_get(c, "field"));
 		const char *m =
-			json_string_value(json_object_get(c, "message"));
+		    json_string_value(json_object_get(c, "message"));
 
 		if (off >= sizeof msg)
 			break;

@@ -14,7 +14,7 @@
 bool api_wants_table(const api_req *r)
 {
 	const char *acc = evhttp_find_header(
-		evhttp_request_get_input_headers(r->ev), "Accept");
+	    evhttp_request_get_input_headers(r->ev), "Accept");
 
 	return acc && strstr(acc, "as=Table") && strstr(acc, "g=meta.k8s.io");
 }
@@ -75,8 +75,8 @@ static json_t *cell(const reg_column *c, json_t *obj)
 		out = date_cell(v);
 	else if (!strcmp(c->type, "integer"))
 		out = json_is_number(v)
-			      ? json_integer((json_int_t)json_number_value(v))
-			      : json_null();
+			  ? json_integer((json_int_t)json_number_value(v))
+			  : json_null();
 	else if (!strcmp(c->type, "number"))
 		out = json_is_number(v) ? json_real(json_number_value(v))
 					: json_null();
@@ -104,21 +104,19 @@ json_t *api_table(api_req *r, cache_obj **objs, size_t n, const char *rv,
 	json_t *cols = json_array(), *rows = json_array(), *t, *meta;
 
 	json_array_append_new(
-		cols, json_pack("{s:s, s:s, s:s, s:s, s:i}", "name", "Name",
-				"type", "string", "format", "name",
-				"description",
-				"Name must be unique within a namespace.",
-				"priority", 0));
+	    cols, json_pack("{s:s, s:s, s:s, s:s, s:i}", "name", "Name", "type",
+			    "string", "format", "name", "description",
+			    "Name must be unique within a namespace.",
+			    "priority", 0));
 	for (size_t i = 0; i < v->ncols; i++) {
 		const reg_column *c = &v->cols[i];
 
 		json_array_append_new(
-			cols, json_pack("{s:s, s:s, s:s, s:s, s:i}", "name",
-					c->name, "type", c->type, "format",
-					c->format ? c->format : "",
-					"description",
-					c->description ? c->description : "",
-					"priority", c->priority));
+		    cols, json_pack("{s:s, s:s, s:s, s:s, s:i}", "name",
+				    c->name, "type", c->type, "format",
+				    c->format ? c->format : "", "description",
+				    c->description ? c->description : "",
+				    "priority", c->priority));
 	}
 	for (size_t i = 0; i < n; i++) {
 		json_t *obj = cache_obj_parse(objs[i]), *cells, *row;
@@ -133,11 +131,11 @@ json_t *api_table(api_req *r, cache_obj **objs, size_t n, const char *rv,
 			json_object_set(row, "object", obj);
 		else if (!none)
 			json_object_set_new(
-				row, "object",
-				json_pack("{s:s, s:s, s:O}", "kind",
-					  "PartialObjectMetadata", "apiVersion",
-					  "meta.k8s.io/v1", "metadata",
-					  json_object_get(obj, "metadata")));
+			    row, "object",
+			    json_pack("{s:s, s:s, s:O}", "kind",
+				      "PartialObjectMetadata", "apiVersion",
+				      "meta.k8s.io/v1", "metadata",
+				      json_object_get(obj, "metadata")));
 		json_array_append_new(rows, row);
 		json_decref(obj);
 	}

@@ -27,7 +27,7 @@
 
 /* A watcher whose client does not read is cut off past this backlog, or
  * when a write cannot drain for this long. */
-#define MAX_BACKLOG (16u << 20)
+#define MAX_BACKLOG   (16u << 20)
 #define STALL_SECONDS 60
 
 typedef struct watch_stream {
@@ -69,15 +69,15 @@ static void send_bytes(watch_stream *w, const char *b, size_t len)
 {
 	struct evbuffer *buf = evbuffer_new();
 	struct bufferevent *bev =
-		w->conn ? evhttp_connection_get_bufferevent(w->conn) : NULL;
+	    w->conn ? evhttp_connection_get_bufferevent(w->conn) : NULL;
 
 	if (!buf)
 		return;
 	evbuffer_add(buf, b, len);
 	evhttp_send_reply_chunk(w->r->ev, buf);
 	evbuffer_free(buf);
-	if (bev && evbuffer_get_length(bufferevent_get_output(bev)) >
-			   MAX_BACKLOG) {
+	if (bev &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) > MAX_BACKLOG) {
 		fprintf(stderr,
 			"signalbox: watch on %s: the client is not reading; "
 			"closing its stream\n",
@@ -132,7 +132,8 @@ static void send_table_event(watch_stream *w, cache_obj *o, int type)
 	char rv[24];
 
 	snprintf(rv, sizeof rv, "%lld", (long long)o->rev);
-	send_json_event(w, type_names[type], api_table(w->r, &o, 1, rv, NULL, -1));
+	send_json_event(w, type_names[type],
+			api_table(w->r, &o, 1, rv, NULL, -1));
 }
 
 /* Frames name the apiVersion the object was stored with; a watch on
@@ -202,16 +203,16 @@ static void send_bookmark(watch_stream *w, int64_t rev, bool initial_end)
 		      "metadata", "resourceVersion", "", "creationTimestamp");
 	{
 		char rv[24];
-		json_t *m = json_object_get(json_object_get(b, "object"),
-					    "metadata");
+		json_t *m =
+		    json_object_get(json_object_get(b, "object"), "metadata");
 
 		snprintf(rv, sizeof rv, "%lld", (long long)rev);
 		json_object_set_new(m, "resourceVersion", json_string(rv));
 		if (initial_end)
 			json_object_set_new(
-				m, "annotations",
-				json_pack("{s:s}", "k8s.io/initial-events-end",
-					  "true"));
+			    m, "annotations",
+			    json_pack("{s:s}", "k8s.io/initial-events-end",
+				      "true"));
 	}
 	s = json_dumps(b, JSON_COMPACT);
 	json_decref(b);
@@ -263,8 +264,8 @@ static void send_state(watch_stream *w)
 
 	for (cache_obj *o = cache_first(c, w->prefix);
 	     o && !strncmp(o->key, w->prefix, plen); o = cache_next(c, o)) {
-		cache_event e = {.refs = 1, .type = CACHE_ADDED,
-				 .rev = o->rev, .obj = o};
+		cache_event e = {
+		    .refs = 1, .type = CACHE_ADDED, .rev = o->rev, .obj = o};
 		size_t len;
 		const char *f;
 
@@ -310,7 +311,8 @@ void api_watch(api_req *r)
 	w->bookmarks = api_query_bool(r, "allowWatchBookmarks");
 	w->table = api_wants_table(r);
 	if (r->ns) {
-		if (asprintf(&w->prefix, "%s%s/", r->type->key_prefix, r->ns) < 0)
+		if (asprintf(&w->prefix, "%s%s/", r->type->key_prefix, r->ns) <
+		    0)
 			w->prefix = NULL;
 	} else
 		w->prefix = strdup(r->type->key_prefix);
@@ -337,7 +339,7 @@ void api_watch(api_req *r)
 
 		evhttp_connection_set_closecb(w->conn, on_close, w);
 		bufferevent_set_timeouts(
-			evhttp_connection_get_bufferevent(w->conn), NULL, &wtv);
+		    evhttp_connection_get_bufferevent(w->conn), NULL, &wtv);
 	}
 
 	if (rv == 0 || initial) {
@@ -347,8 +349,9 @@ void api_watch(api_req *r)
 	} else if (cache_replay(a->cache, rv, w->prefix, on_event, w) != 0) {
 		char msg[128];
 
-		snprintf(msg, sizeof msg, "too old resource version: %lld (%lld)",
-			 (long long)rv, (long long)cache_oldest(a->cache) + 1);
+		snprintf(msg, sizeof msg,
+			 "too old resource version: %lld (%lld)", (long long)rv,
+			 (long long)cache_oldest(a->cache) + 1);
 		send_error(w, 410, "Expired", msg);
 		watch_end(w, false);
 		return;

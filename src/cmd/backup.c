@@ -16,9 +16,9 @@ static int parse(int argc, char **argv, const char *usage, const char **dir,
 		 const char **file)
 {
 	static const struct option opts[] = {
-		{"data-dir", required_argument, NULL, 'd'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"data-dir", required_argument, NULL, 'd'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	int c;
 

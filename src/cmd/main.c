@@ -11,9 +11,9 @@ static const struct {
 	int (*run)(int argc, char **argv);
 	const char *help;
 } commands[] = {
-	{"serve", cmd_serve, "run the control plane on a data directory"},
-	{"backup", cmd_backup, "copy a data directory's database, live"},
-	{"restore", cmd_restore, "put a backup back into a data directory"},
+    {"serve", cmd_serve, "run the control plane on a data directory"},
+    {"backup", cmd_backup, "copy a data directory's database, live"},
+    {"restore", cmd_restore, "put a backup back into a data directory"},
 };
 
 static void usage(FILE *f)

@@ -20,19 +20,19 @@
 #include "store/store.h"
 
 static const char serve_usage[] =
-	"usage: signalbox serve [--data-dir DIR] [--listen HOST:PORT]\n"
-	"                       [--request-timeout S]\n"
-	"                       [--history-revisions N] [--history-seconds S]\n"
-	"  --data-dir DIR           where the database lives "
-	"(default ./signalbox-data)\n"
-	"  --listen HOST:PORT       where the API listens "
-	"(default 127.0.0.1:6443)\n"
-	"  --request-timeout S      a client must send its request within S "
-	"seconds (default 60)\n"
-	"  --history-revisions N    keep at most N revisions of history "
-	"(default 10000, 0: no limit)\n"
-	"  --history-seconds S      keep no history older than S seconds "
-	"(default 300, 0: no limit)\n";
+    "usage: signalbox serve [--data-dir DIR] [--listen HOST:PORT]\n"
+    "                       [--request-timeout S]\n"
+    "                       [--history-revisions N] [--history-seconds S]\n"
+    "  --data-dir DIR           where the database lives "
+    "(default ./signalbox-data)\n"
+    "  --listen HOST:PORT       where the API listens "
+    "(default 127.0.0.1:6443)\n"
+    "  --request-timeout S      a client must send its request within S "
+    "seconds (default 60)\n"
+    "  --history-revisions N    keep at most N revisions of history "
+    "(default 10000, 0: no limit)\n"
+    "  --history-seconds S      keep no history older than S seconds "
+    "(default 300, 0: no limit)\n";
 
 /* Parse a non-negative integer option or say what is wrong. */
 static int parse_count(const char *opt, const char *s, int64_t *out)
@@ -114,8 +114,8 @@ static int write_kubeconfig(const char *dir, const char *host, int port)
 		"users:\n"
 		"- name: admin\n"
 		"  user: {}\n",
-		strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
-		port);
+		strchr(host, ':') ? "[" : "", host,
+		strchr(host, ':') ? "]" : "", port);
 	if (fflush(f) != 0 || fsync(fileno(f)) != 0 || fclose(f) != 0 ||
 	    rename(tmp, path) != 0) {
 		fprintf(stderr, "signalbox serve: cannot write %s: %s\n", path,
@@ -135,13 +135,13 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 int cmd_serve(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"data-dir", required_argument, NULL, 'd'},
-		{"listen", required_argument, NULL, 'l'},
-		{"request-timeout", required_argument, NULL, 't'},
-		{"history-revisions", required_argument, NULL, 'r'},
-		{"history-seconds", required_argument, NULL, 's'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"data-dir", required_argument, NULL, 'd'},
+	    {"listen", required_argument, NULL, 'l'},
+	    {"request-timeout", required_argument, NULL, 't'},
+	    {"history-revisions", required_argument, NULL, 'r'},
+	    {"history-seconds", required_argument, NULL, 's'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	store_options o;
 	api_options ao;
@@ -169,9 +169,10 @@ int cmd_serve(int argc, char **argv)
 
 			if (parse_count("--request-timeout", optarg, &secs) ||
 			    secs == 0 || secs > 3600) {
-				fprintf(stderr, "signalbox serve: "
-						"--request-timeout wants 1..3600 "
-						"seconds\n");
+				fprintf(stderr,
+					"signalbox serve: "
+					"--request-timeout wants 1..3600 "
+					"seconds\n");
 				return 2;
 			}
 			ao.read_timeout = (int)secs;

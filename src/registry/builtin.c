@@ -8,6 +8,8 @@
  */
 #include <stddef.h>
 
+/* clang-format off */
+
 /* Shared pieces of schema. */
 #define META "'metadata':{'type':'object'}"
 #define TYPEMETA                                                              \
@@ -126,3 +128,4 @@ const char *const reg_builtin_crds[] = {
 	lease_crd,
 	NULL,
 };
+/* clang-format on */

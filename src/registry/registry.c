@@ -6,9 +6,9 @@
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <sys/types.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "registry/registry.h"
 
@@ -40,9 +40,9 @@ static void cause(json_t *causes, const char *reason, const char *field,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	json_array_append_new(causes, json_pack("{s:s, s:s, s:s}", "reason",
-						 reason, "message", msg,
-						 "field", field));
+	json_array_append_new(causes,
+			      json_pack("{s:s, s:s, s:s}", "reason", reason,
+					"message", msg, "field", field));
 }
 
 /* RFC 1123 DNS label (lower-case alphanumerics and '-', <= 63). */
@@ -123,7 +123,7 @@ static void check_versions(const json_t *spec, bool builtin, json_t *causes)
 	{
 		const char *name = jstr(v, "name");
 		const json_t *sch = json_object_get(
-			json_object_get(v, "schema"), "openAPIV3Schema");
+		    json_object_get(v, "schema"), "openAPIV3Schema");
 
 		if (!name || !dns_label(name)) {
 			snprintf(field, sizeof field, "spec.versions[%zu].name",
@@ -137,7 +137,7 @@ static void check_versions(const json_t *spec, bool builtin, json_t *causes)
 		for (size_t j = 0; name && j < i; j++)
 			if (!strcmp(name ? name : "",
 				    jstr(json_array_get(versions, j), "name")
-					    ?: "")) {
+					?: "")) {
 				snprintf(field, sizeof field,
 					 "spec.versions[%zu].name", i);
 				cause(causes, "FieldValueDuplicate", field,
@@ -169,8 +169,7 @@ size_t reg_check_crd(const json_t *crd, json_t *causes)
 	const char *group = jstr(spec, "group");
 	const char *scope = jstr(spec, "scope");
 	const char *name = jstr(json_object_get(crd, "metadata"), "name");
-	const char *plural =
-		jstr(json_object_get(spec, "names"), "plural");
+	const char *plural = jstr(json_object_get(spec, "names"), "plural");
 	char want[512];
 
 	if (!json_is_object(spec)) {
@@ -301,7 +300,7 @@ static int load_columns(reg_version *rv, const json_t *cols, char *err,
 		col->format = dup_or_null(jstr(c, "format"));
 		col->description = dup_or_null(jstr(c, "description"));
 		col->priority =
-			(int)json_integer_value(json_object_get(c, "priority"));
+		    (int)json_integer_value(json_object_get(c, "priority"));
 		col->json_path = dup_or_null(jstr(c, "jsonPath"));
 		if (col->json_path &&
 		    jp_parse(col->json_path, &col->path, perr, sizeof perr)) {
@@ -322,7 +321,7 @@ static int load_version(reg_version *rv, const json_t *v, char *err,
 	const json_t *sub = json_object_get(v, "subresources");
 	const json_t *scale = json_object_get(sub, "scale");
 	json_t *sch =
-		json_object_get(json_object_get(v, "schema"), "openAPIV3Schema");
+	    json_object_get(json_object_get(v, "schema"), "openAPIV3Schema");
 	char serr[512];
 
 	rv->name = strdup(jstr(v, "name"));
@@ -331,18 +330,17 @@ static int load_version(reg_version *rv, const json_t *v, char *err,
 	rv->status = json_object_get(sub, "status") != NULL;
 	if (scale) {
 		rv->scale_spec_path =
-			dup_or_null(jstr(scale, "specReplicasPath"));
+		    dup_or_null(jstr(scale, "specReplicasPath"));
 		rv->scale_status_path =
-			dup_or_null(jstr(scale, "statusReplicasPath"));
+		    dup_or_null(jstr(scale, "statusReplicasPath"));
 		rv->scale_selector_path =
-			dup_or_null(jstr(scale, "labelSelectorPath"));
+		    dup_or_null(jstr(scale, "labelSelectorPath"));
 	}
 	if (sch) {
 		rv->openapi = json_deep_copy(sch);
 		if (schema_compile(sch, &rv->schema, serr, sizeof serr)) {
-			snprintf(err, errlen,
-				 "version %s: openAPIV3Schema: %s", rv->name,
-				 serr);
+			snprintf(err, errlen, "version %s: openAPIV3Schema: %s",
+				 rv->name, serr);
 			return -1;
 		}
 	}
@@ -378,10 +376,10 @@ static reg_type *type_from_crd(const json_t *crd, bool builtin, char *err,
 		t->list_kind = strdup(jstr(names, "listKind"));
 	else if (asprintf(&t->list_kind, "%sList", t->kind) < 0)
 		t->list_kind = NULL;
-	t->short_names = str_array(json_object_get(names, "shortNames"),
-				   &t->nshort);
-	t->categories = str_array(json_object_get(names, "categories"),
-				  &t->ncategories);
+	t->short_names =
+	    str_array(json_object_get(names, "shortNames"), &t->nshort);
+	t->categories =
+	    str_array(json_object_get(names, "categories"), &t->ncategories);
 	t->namespaced = !strcmp(jstr(spec, "scope") ?: "", "Namespaced");
 	if (asprintf(&t->crd_name, "%s%s%s", t->plural, *t->group ? "." : "",
 		     t->group) < 0)
@@ -389,7 +387,8 @@ static reg_type *type_from_crd(const json_t *crd, bool builtin, char *err,
 	if (asprintf(&t->key_prefix, "/registry/%s/%s/",
 		     *t->group ? t->group : "core", t->plural) < 0)
 		t->key_prefix = NULL;
-	t->versions = calloc(json_array_size(versions) + 1, sizeof(*t->versions));
+	t->versions =
+	    calloc(json_array_size(versions) + 1, sizeof(*t->versions));
 	if (!t->crd || !t->group || !t->plural || !t->kind || !t->singular ||
 	    !t->list_kind || !t->crd_name || !t->key_prefix || !t->versions) {
 		snprintf(err, errlen, "out of memory");
@@ -427,9 +426,8 @@ registry *reg_new(char *err, size_t errlen)
 		crd = text ? json_loads(text, 0, &jerr) : NULL;
 		free(text);
 		if (!crd) {
-			snprintf(err, errlen,
-				 "built-in type %zu: line %d: %s", i, jerr.line,
-				 jerr.text);
+			snprintf(err, errlen, "built-in type %zu: line %d: %s",
+				 i, jerr.line, jerr.text);
 			reg_free(r);
 			return NULL;
 		}

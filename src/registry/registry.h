@@ -60,10 +60,10 @@ typedef struct reg_type {
 	bool namespaced;
 	reg_version *versions; /* nversions, in the CRD's order */
 	size_t nversions;
-	char *crd_name;	 /* "<plural>.<group>" */
-	bool builtin;	 /* compiled in; its CRD object is not stored */
+	char *crd_name;	  /* "<plural>.<group>" */
+	bool builtin;	  /* compiled in; its CRD object is not stored */
 	char *key_prefix; /* "/registry/<group or core>/<plural>/" */
-	json_t *crd;	 /* the CRD object it came from (owned) */
+	json_t *crd;	  /* the CRD object it came from (owned) */
 } reg_type;
 
 typedef struct registry registry;

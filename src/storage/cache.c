@@ -57,7 +57,7 @@ TAILQ_HEAD(watcher_list, cache_watcher);
 struct cache {
 	store *s;
 	store_watch *sw;
-	struct cache_tree tree;	/* ordered: LIST and continue */
+	struct cache_tree tree; /* ordered: LIST and continue */
 	cache_obj **index;	/* by key hash: GET; nbuckets, a power of 2 */
 	size_t nbuckets;
 	struct cache_hints hints;
@@ -142,9 +142,8 @@ static cache_obj *obj_make(const char *key, json_t *parsed, int64_t rev,
 static char *splice_rv(const char *value, size_t len, int64_t rev,
 		       size_t *outlen)
 {
-	static const char *const lead[] = {"{\"apiVersion\":\"",
-					   "\",\"kind\":\"",
-					   "\",\"metadata\":{"};
+	static const char *const lead[] = {
+	    "{\"apiVersion\":\"", "\",\"kind\":\"", "\",\"metadata\":{"};
 	const char *p = value, *end = value + len;
 	char rv[48], *out;
 	size_t at, rl;
@@ -203,8 +202,8 @@ static cache_obj *obj_from_hint(cache *c, const store_event *se)
 	o->key = strdup(se->kv.key);
 	o->name = strdup(name);
 	o->ns = ns && *ns ? strdup(ns) : NULL;
-	o->json = splice_rv(se->kv.value, se->kv.value_len,
-			    se->kv.mod_revision, &o->len);
+	o->json = splice_rv(se->kv.value, se->kv.value_len, se->kv.mod_revision,
+			    &o->len);
 	o->rev = se->kv.mod_revision;
 	o->create_rev = se->kv.create_revision;
 	if (json_is_object(labels) && json_object_size(labels) > 0)
@@ -216,15 +215,15 @@ static cache_obj *obj_from_hint(cache *c, const store_event *se)
 	return o;
 }
 
-void cache_hint(cache *c, const char *key, const char *value,
-		size_t value_len, const json_t *obj)
+void cache_hint(cache *c, const char *key, const char *value, size_t value_len,
+		const json_t *obj)
 {
 	cache_hint_ent *h = calloc(1, sizeof(*h)), *old;
 
 	if (!h)
 		return;
-	*h = (cache_hint_ent){.key = key, .value = value, .len = value_len,
-			      .obj = obj};
+	*h = (cache_hint_ent){
+	    .key = key, .value = value, .len = value_len, .obj = obj};
 	old = RB_INSERT(cache_hints, &c->hints, h);
 	if (old) {
 		/* A newer write of the same key: it wins. */
@@ -322,8 +321,8 @@ int64_t cache_oldest(const cache *c)
 	return c->oldest_after;
 }
 
-int cache_replay(cache *c, int64_t after, const char *prefix,
-		 cache_watch_fn fn, void *arg)
+int cache_replay(cache *c, int64_t after, const char *prefix, cache_watch_fn fn,
+		 void *arg)
 {
 	size_t lo = 0, hi = c->n, plen = strlen(prefix);
 
@@ -413,7 +412,8 @@ static void dispatch(cache *c, cache_event *e)
 	}
 }
 
-/* ---- the exact-match index ------------------------------------------------ */
+/* ---- the exact-match index ------------------------------------------------
+ */
 
 static uint64_t key_hash(const char *k)
 {
@@ -500,8 +500,8 @@ static void apply(cache *c, const store_event *se, bool record)
 	if (se->type == STORE_EVENT_PUT) {
 		o = record ? obj_from_hint(c, se) : NULL;
 		if (!o) {
-			parsed = json_loadb(se->kv.value, se->kv.value_len, 0,
-					    NULL);
+			parsed =
+			    json_loadb(se->kv.value, se->kv.value_len, 0, NULL);
 			if (parsed)
 				o = obj_make(se->kv.key, parsed,
 					     se->kv.mod_revision,
@@ -610,7 +610,8 @@ int cache_pump(cache *c)
 	}
 }
 
-/* ---- open, close, reads ---------------------------------------------------- */
+/* ---- open, close, reads ----------------------------------------------------
+ */
 
 /* Load the state at revision at into the tree. */
 static int load_at(cache *c, int64_t at)
@@ -625,7 +626,8 @@ static int load_at(cache *c, int64_t at)
 		if (rc)
 			break;
 		for (size_t i = 0; i < r.count; i++) {
-			store_event se = {.type = STORE_EVENT_PUT, .kv = r.kvs[i]};
+			store_event se = {.type = STORE_EVENT_PUT,
+					  .kv = r.kvs[i]};
 
 			apply(c, &se, false);
 		}
@@ -689,7 +691,8 @@ static int load(cache *c, char *err, size_t errlen)
 	}
 	free(end);
 	if (rc)
-		snprintf(err, errlen, "cannot load the cache from the store: %s",
+		snprintf(err, errlen,
+			 "cannot load the cache from the store: %s",
 			 store_strerror(rc));
 	return rc;
 }
@@ -702,8 +705,8 @@ static void on_store_notify(int64_t revision, void *arg)
 	c->notify(c->notify_arg);
 }
 
-int cache_open(store *s, size_t ring_events, void (*notify)(void *),
-	       void *arg, cache **out, char *err, size_t errlen)
+int cache_open(store *s, size_t ring_events, void (*notify)(void *), void *arg,
+	       cache **out, char *err, size_t errlen)
 {
 	cache *c = calloc(1, sizeof(*c));
 	int rc;

@@ -32,16 +32,16 @@
 /* One object, immutable once made; shared by the tree and events. */
 typedef struct cache_obj {
 	int refs;
-	char *key;	/* full store key */
-	char *name;	/* metadata.name */
-	char *ns;	/* metadata.namespace, or NULL */
-	char *json;	/* serialized object, resourceVersion set */
+	char *key;  /* full store key */
+	char *name; /* metadata.name */
+	char *ns;   /* metadata.namespace, or NULL */
+	char *json; /* serialized object, resourceVersion set */
 	size_t len;
-	int64_t rev;	/* its mod_revision (its resourceVersion) */
+	int64_t rev; /* its mod_revision (its resourceVersion) */
 	int64_t create_rev;
 	json_t *labels; /* metadata.labels (owned), or NULL */
 	RB_ENTRY(cache_obj) node;
-	uint64_t hash;		/* of key, for the exact-match index */
+	uint64_t hash; /* of key, for the exact-match index */
 	struct cache_obj *hnext;
 } cache_obj;
 
@@ -83,8 +83,8 @@ typedef struct cache cache;
  * ring_events events) into the ring, then follow the store. notify(arg) is
  * called from the store's thread whenever new events wait: it must only
  * wake the loop, which then calls cache_pump(). */
-int cache_open(store *s, size_t ring_events, void (*notify)(void *),
-	       void *arg, cache **out, char *err, size_t errlen);
+int cache_open(store *s, size_t ring_events, void (*notify)(void *), void *arg,
+	       cache **out, char *err, size_t errlen);
 void cache_close(cache *c);
 
 /* Apply every event the store has published. Returns 0 or a store error.
@@ -110,8 +110,8 @@ cache_obj *cache_next(cache *c, cache_obj *o);
  * bytes, instead of parsing and serializing them again. value and obj are
  * borrowed until cache_hint_drop(c, key, value), which the writer calls
  * once its write completed or failed. */
-void cache_hint(cache *c, const char *key, const char *value,
-		size_t value_len, const json_t *obj);
+void cache_hint(cache *c, const char *key, const char *value, size_t value_len,
+		const json_t *obj);
 void cache_hint_drop(cache *c, const char *key, const char *value);
 
 /* Watchers: fn(e, arg) runs for every event whose key starts with prefix,
@@ -127,8 +127,8 @@ size_t cache_watcher_count(const cache *c);
 /* Call fn for every ring event with revision > after and key under prefix,
  * in order. Returns 0, or STORE_ECOMPACTED when the ring no longer reaches
  * back to after (a Kubernetes watch then gets 410 Expired). */
-int cache_replay(cache *c, int64_t after, const char *prefix,
-		 cache_watch_fn fn, void *arg);
+int cache_replay(cache *c, int64_t after, const char *prefix, cache_watch_fn fn,
+		 void *arg);
 
 /* The oldest revision a watch may resume after (see cache_replay). */
 int64_t cache_oldest(const cache *c);

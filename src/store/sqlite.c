@@ -40,11 +40,11 @@
 #include "store_int.h"
 
 #define SCHEMA_VERSION 1
-#define DB_NAME "signalbox.db"
-#define LOCK_NAME "signalbox.lock"
-#define MAX_READERS 8
-#define COMPACT_CHUNK 2000 /* revisions reclaimed per step */
-#define TICK_MS 200	   /* auto-compaction check interval */
+#define DB_NAME	       "signalbox.db"
+#define LOCK_NAME      "signalbox.lock"
+#define MAX_READERS    8
+#define COMPACT_CHUNK  2000 /* revisions reclaimed per step */
+#define TICK_MS	       200  /* auto-compaction check interval */
 
 enum {
 	ST_LATEST,
@@ -65,55 +65,55 @@ enum {
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
-	[ST_LATEST] = "SELECT rev, type, create_rev, version, lease FROM log "
-		      "WHERE key = ?1 ORDER BY rev DESC LIMIT 1",
-	[ST_LATEST_VALUE] = "SELECT rev, type, create_rev, version, lease, "
-			    "value FROM log WHERE key = ?1 "
-			    "ORDER BY rev DESC LIMIT 1",
-	[ST_INSERT] = "INSERT INTO log(key, rev, type, create_rev, version, "
-		      "lease, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-	/* The three "state at revision ?3" reads: columns key, rev, type,
-	 * create_rev, version, lease, value. */
-	[ST_AT_KEY] = "SELECT key, rev, type, create_rev, version, lease, value "
-		      "FROM log WHERE key = ?1 AND rev <= ?3 "
-		      "ORDER BY rev DESC LIMIT 1",
-	[ST_AT_RANGE] = "SELECT key, MAX(rev), type, create_rev, version, "
-			"lease, value FROM log WHERE key >= ?1 AND key < ?2 "
-			"AND rev <= ?3 GROUP BY key ORDER BY key",
-	[ST_AT_FROM] = "SELECT key, MAX(rev), type, create_rev, version, "
-		       "lease, value FROM log WHERE key >= ?1 AND rev <= ?3 "
-		       "GROUP BY key ORDER BY key",
-	[ST_HISTORY] = "SELECT key, rev, type, create_rev, version, lease, "
-		       "value FROM log WHERE rev >= ?1 AND rev <= ?2 "
-		       "ORDER BY rev, key",
-	[ST_LEASE_INSERT] = "INSERT INTO lease(id, ttl) VALUES (?1, ?2)",
-	[ST_LEASE_DELETE] = "DELETE FROM lease WHERE id = ?1",
-	[ST_LEASE_KEYS] = "SELECT DISTINCT key FROM log "
-			  "WHERE lease = ?1 AND lease != 0",
-	[ST_META_SET] = "INSERT OR REPLACE INTO meta(name, value) "
-			"VALUES (?1, ?2)",
-	/* Reclaiming: each row in a window of revisions below the compact
-	 * revision supersedes every older row of its key. */
-	[ST_RECLAIM_SCAN] = "SELECT key, rev, type FROM log "
-			    "WHERE rev >= ?1 AND rev < ?2",
-	[ST_RECLAIM_OLDER] = "DELETE FROM log WHERE key = ?1 AND rev < ?2",
-	[ST_RECLAIM_ROW] = "DELETE FROM log WHERE key = ?1 AND rev = ?2",
+    [ST_LATEST] = "SELECT rev, type, create_rev, version, lease FROM log "
+		  "WHERE key = ?1 ORDER BY rev DESC LIMIT 1",
+    [ST_LATEST_VALUE] = "SELECT rev, type, create_rev, version, lease, "
+			"value FROM log WHERE key = ?1 "
+			"ORDER BY rev DESC LIMIT 1",
+    [ST_INSERT] = "INSERT INTO log(key, rev, type, create_rev, version, "
+		  "lease, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    /* The three "state at revision ?3" reads: columns key, rev, type,
+     * create_rev, version, lease, value. */
+    [ST_AT_KEY] = "SELECT key, rev, type, create_rev, version, lease, value "
+		  "FROM log WHERE key = ?1 AND rev <= ?3 "
+		  "ORDER BY rev DESC LIMIT 1",
+    [ST_AT_RANGE] = "SELECT key, MAX(rev), type, create_rev, version, "
+		    "lease, value FROM log WHERE key >= ?1 AND key < ?2 "
+		    "AND rev <= ?3 GROUP BY key ORDER BY key",
+    [ST_AT_FROM] = "SELECT key, MAX(rev), type, create_rev, version, "
+		   "lease, value FROM log WHERE key >= ?1 AND rev <= ?3 "
+		   "GROUP BY key ORDER BY key",
+    [ST_HISTORY] = "SELECT key, rev, type, create_rev, version, lease, "
+		   "value FROM log WHERE rev >= ?1 AND rev <= ?2 "
+		   "ORDER BY rev, key",
+    [ST_LEASE_INSERT] = "INSERT INTO lease(id, ttl) VALUES (?1, ?2)",
+    [ST_LEASE_DELETE] = "DELETE FROM lease WHERE id = ?1",
+    [ST_LEASE_KEYS] = "SELECT DISTINCT key FROM log "
+		      "WHERE lease = ?1 AND lease != 0",
+    [ST_META_SET] = "INSERT OR REPLACE INTO meta(name, value) "
+		    "VALUES (?1, ?2)",
+    /* Reclaiming: each row in a window of revisions below the compact
+     * revision supersedes every older row of its key. */
+    [ST_RECLAIM_SCAN] = "SELECT key, rev, type FROM log "
+			"WHERE rev >= ?1 AND rev < ?2",
+    [ST_RECLAIM_OLDER] = "DELETE FROM log WHERE key = ?1 AND rev < ?2",
+    [ST_RECLAIM_ROW] = "DELETE FROM log WHERE key = ?1 AND rev = ?2",
 };
 
 static const char schema_sql[] =
-	"CREATE TABLE IF NOT EXISTS log ("
-	" key TEXT NOT NULL, rev INTEGER NOT NULL, type INTEGER NOT NULL,"
-	" create_rev INTEGER NOT NULL, version INTEGER NOT NULL,"
-	" lease INTEGER NOT NULL, value BLOB,"
-	" PRIMARY KEY (key, rev)) WITHOUT ROWID;"
-	"CREATE INDEX IF NOT EXISTS log_rev ON log(rev);"
-	"CREATE INDEX IF NOT EXISTS log_lease ON log(lease) WHERE lease != 0;"
-	"CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY,"
-	" value INTEGER NOT NULL) WITHOUT ROWID;"
-	"CREATE TABLE IF NOT EXISTS lease (id INTEGER PRIMARY KEY,"
-	" ttl INTEGER NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS log ("
+    " key TEXT NOT NULL, rev INTEGER NOT NULL, type INTEGER NOT NULL,"
+    " create_rev INTEGER NOT NULL, version INTEGER NOT NULL,"
+    " lease INTEGER NOT NULL, value BLOB,"
+    " PRIMARY KEY (key, rev)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS log_rev ON log(rev);"
+    "CREATE INDEX IF NOT EXISTS log_lease ON log(lease) WHERE lease != 0;"
+    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY,"
+    " value INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS lease (id INTEGER PRIMARY KEY,"
+    " ttl INTEGER NOT NULL);";
 
-#define ROW_PUT 0
+#define ROW_PUT	      0
 #define ROW_TOMBSTONE 1
 
 typedef struct conn {
@@ -147,9 +147,9 @@ typedef struct sq {
 	bool closing;
 	size_t max_batch;
 
-	int64_t rev;	     /* committer only: last committed revision */
-	int64_t compact_rev; /* committer only */
-	int64_t reclaimed;   /* committer only: rows below this are done */
+	int64_t rev;		  /* committer only: last committed revision */
+	int64_t compact_rev;	  /* committer only */
+	int64_t reclaimed;	  /* committer only: rows below this are done */
 	int64_t reclaim_after_ms; /* committer only: back off after failure */
 
 	pthread_mutex_t lease_mu;
@@ -217,10 +217,9 @@ static int exec(sqlite3 *db, const char *sql)
 /* The prepared statement id on c, prepared on first use. */
 static sqlite3_stmt *stmt(conn *c, int id)
 {
-	if (!c->st[id] &&
-	    sqlite3_prepare_v3(c->db, stmt_sql[id], -1,
-			       SQLITE_PREPARE_PERSISTENT, &c->st[id],
-			       NULL) != SQLITE_OK)
+	if (!c->st[id] && sqlite3_prepare_v3(c->db, stmt_sql[id], -1,
+					     SQLITE_PREPARE_PERSISTENT,
+					     &c->st[id], NULL) != SQLITE_OK)
 		return NULL;
 	return c->st[id];
 }
@@ -251,7 +250,8 @@ static int conn_open(conn *c, const char *path, bool writer, char *errbuf,
 	}
 	if (writer && sqlite3_db_readonly(c->db, "main") == 1) {
 		store_errf(errbuf, errlen,
-			   "%s is read-only; signalbox needs to write it", path);
+			   "%s is read-only; signalbox needs to write it",
+			   path);
 		rc = STORE_EROFS;
 		goto fail;
 	}
@@ -276,13 +276,11 @@ fail:
 /* Read one row (columns as in the ST_AT_* statements) into kv. */
 static int row_kv(sqlite3_stmt *st, store_kv *kv)
 {
-	return store_kv_set(kv, (const char *)sqlite3_column_text(st, 0),
-			    sqlite3_column_blob(st, 6),
-			    (size_t)sqlite3_column_bytes(st, 6),
-			    sqlite3_column_int64(st, 3),
-			    sqlite3_column_int64(st, 1),
-			    sqlite3_column_int64(st, 4),
-			    sqlite3_column_int64(st, 5));
+	return store_kv_set(
+	    kv, (const char *)sqlite3_column_text(st, 0),
+	    sqlite3_column_blob(st, 6), (size_t)sqlite3_column_bytes(st, 6),
+	    sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 1),
+	    sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 5));
 }
 
 /* The state of [key, end) at revision rev on c: the live keys, in order,
@@ -446,12 +444,11 @@ static int sq_history(void *be, const char *key, const char *end,
 		if (!store_key_in(k, key, end))
 			continue;
 		e = store_event_new(
-			del ? STORE_EVENT_DELETE : STORE_EVENT_PUT, k,
-			sqlite3_column_blob(st, 6),
-			(size_t)sqlite3_column_bytes(st, 6),
-			sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 1),
-			sqlite3_column_int64(st, 4),
-			sqlite3_column_int64(st, 5));
+		    del ? STORE_EVENT_DELETE : STORE_EVENT_PUT, k,
+		    sqlite3_column_blob(st, 6),
+		    (size_t)sqlite3_column_bytes(st, 6),
+		    sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 1),
+		    sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 5));
 		if (e && *n == cap) {
 			size_t nc = cap ? cap * 2 : 16;
 			store_event **p = realloc(*evs, nc * sizeof(*p));
@@ -527,7 +524,7 @@ static int lease_add(sq *b, int64_t id, int64_t ttl)
 	}
 	if (rc == 0)
 		b->leases[b->nleases++] =
-			(lease){id, ttl, now_ms() + ttl * 1000};
+		    (lease){id, ttl, now_ms() + ttl * 1000};
 	pthread_mutex_unlock(&b->lease_mu);
 	return rc;
 }
@@ -673,8 +670,8 @@ static int get_latest(sq *b, const char *key, latest *l, store_kv *prev)
 					  (size_t)sqlite3_column_bytes(st, 5),
 					  l->create, l->mod, l->version,
 					  l->lease)
-				     ? STORE_ENOMEM
-				     : SQLITE_DONE;
+				 ? STORE_ENOMEM
+				 : SQLITE_DONE;
 	}
 	sqlite3_reset(st);
 	if (rc == STORE_ENOMEM)
@@ -710,7 +707,7 @@ static int insert_row(sq *b, const char *key, int64_t rev, int type,
 
 static bool cmp_holds(const store_cmp *c, const latest *l)
 {
-	int64_t v = c->target == STORE_CMP_MOD	   ? l->mod
+	int64_t v = c->target == STORE_CMP_MOD	    ? l->mod
 		    : c->target == STORE_CMP_CREATE ? l->create
 						    : l->version;
 
@@ -1030,7 +1027,7 @@ static void record_sample(sq *b, int64_t rev)
 		b->nsamples--;
 	}
 	b->samples[(b->samples_head + b->nsamples) % b->samples_cap] =
-		(time_sample){sec, rev};
+	    (time_sample){sec, rev};
 	b->nsamples++;
 }
 
@@ -1144,8 +1141,8 @@ static int64_t auto_compact_target(sq *b)
 	if (b->hist_secs > 0) {
 		cutoff = now_ms() / 1000 - b->hist_secs;
 		for (size_t i = b->nsamples; i-- > 0;) {
-			time_sample *t = &b->samples[(b->samples_head + i) %
-						     b->samples_cap];
+			time_sample *t =
+			    &b->samples[(b->samples_head + i) % b->samples_cap];
 
 			if (t->sec <= cutoff) {
 				if (t->rev > target)
@@ -1253,8 +1250,7 @@ static void reclaim_step(sq *b)
 
 static bool reclaim_due(const sq *b)
 {
-	return b->reclaimed < b->compact_rev &&
-	       now_ms() >= b->reclaim_after_ms;
+	return b->reclaimed < b->compact_rev && now_ms() >= b->reclaim_after_ms;
 }
 
 static void *committer(void *arg)
@@ -1274,7 +1270,7 @@ static void *committer(void *arg)
 
 			b->last_tick_ms = now;
 			if (target && (r = internal_req(STORE_REQ_COMPACT,
-							 target)) != NULL)
+							target)) != NULL)
 				STAILQ_INSERT_TAIL(&reqs, r, link);
 		}
 		if (wait_ms > TICK_MS)
@@ -1440,7 +1436,7 @@ static int load_leases(sq *b)
 			       sqlite3_column_int64(st, 1));
 	sqlite3_finalize(st);
 	b->next_lease_id =
-		query_int(b->w.db, "SELECT MAX(id) FROM lease", 0) + 1;
+	    query_int(b->w.db, "SELECT MAX(id) FROM lease", 0) + 1;
 	return rc;
 }
 
@@ -1454,9 +1450,8 @@ static int init_db(sq *b, char *errbuf, size_t errlen)
 	if (rc == 0)
 		rc = exec(b->w.db, schema_sql);
 	if (rc == 0) {
-		ver = query_int(b->w.db,
-				"SELECT value FROM meta WHERE name = 'schema'",
-				0);
+		ver = query_int(
+		    b->w.db, "SELECT value FROM meta WHERE name = 'schema'", 0);
 		if (ver > SCHEMA_VERSION) {
 			store_errf(errbuf, errlen,
 				   "%s has schema version %lld, newer than "
@@ -1478,9 +1473,9 @@ static int init_db(sq *b, char *errbuf, size_t errlen)
 	}
 	b->rev = query_int(b->w.db, "SELECT MAX(rev) FROM log", 0);
 	b->compact_rev = query_int(
-		b->w.db, "SELECT value FROM meta WHERE name = 'compact_rev'", 0);
+	    b->w.db, "SELECT value FROM meta WHERE name = 'compact_rev'", 0);
 	b->reclaimed = query_int(
-		b->w.db, "SELECT value FROM meta WHERE name = 'reclaimed'", 0);
+	    b->w.db, "SELECT value FROM meta WHERE name = 'reclaimed'", 0);
 	if (b->reclaimed < b->compact_rev) {
 		int64_t lo = query_int(b->w.db, "SELECT MIN(rev) FROM log", 0);
 
@@ -1565,17 +1560,18 @@ fail:
 }
 
 const store_backend store_sqlite_backend = {
-	.name = "sqlite",
-	.range = sq_range,
-	.submit = sq_submit,
-	.history = sq_history,
-	.lease_keepalive = sq_lease_keepalive,
-	.lease_ttl = sq_lease_ttl,
-	.db_size = sq_db_size,
-	.close = sq_close,
+    .name = "sqlite",
+    .range = sq_range,
+    .submit = sq_submit,
+    .history = sq_history,
+    .lease_keepalive = sq_lease_keepalive,
+    .lease_ttl = sq_lease_ttl,
+    .db_size = sq_db_size,
+    .close = sq_close,
 };
 
-/* ---- backup and restore --------------------------------------------------- */
+/* ---- backup and restore ---------------------------------------------------
+ */
 
 /* Copy database src into dst (both open) with the online backup API, in one
  * step: the source is read in one read transaction, so the copy is a
@@ -1593,8 +1589,7 @@ static int copy_db(sqlite3 *dst, sqlite3 *src)
 }
 
 /* integrity_check and our schema; message in errbuf. */
-static int check_db(sqlite3 *db, const char *what, char *errbuf,
-		    size_t errlen)
+static int check_db(sqlite3 *db, const char *what, char *errbuf, size_t errlen)
 {
 	sqlite3_stmt *st;
 	int rc = STORE_ECORRUPT;
@@ -1624,8 +1619,8 @@ static int check_db(sqlite3 *db, const char *what, char *errbuf,
 	return 0;
 }
 
-static int open_plain(const char *path, int flags, sqlite3 **db,
-		      char *errbuf, size_t errlen)
+static int open_plain(const char *path, int flags, sqlite3 **db, char *errbuf,
+		      size_t errlen)
 {
 	int rc = sqlite3_open_v2(path, db, flags, NULL);
 
@@ -1744,8 +1739,9 @@ int store_restore(const char *file, const char *data_dir, char *errbuf,
 	if (rc == 0) {
 		rc = copy_db(dst, src);
 		if (rc)
-			store_errf(errbuf, errlen, "restoring into %s failed: %s",
-				   path, sqlite3_errmsg(dst));
+			store_errf(errbuf, errlen,
+				   "restoring into %s failed: %s", path,
+				   sqlite3_errmsg(dst));
 	}
 	if (rc == 0)
 		rc = check_db(dst, path, errbuf, errlen);

@@ -215,8 +215,7 @@ void store_txn_result_free(store_txn_result *r)
 
 /* ---- open, close, state ---------------------------------------------- */
 
-int store_open(const store_options *o, store **out, char *errbuf,
-	       size_t errlen)
+int store_open(const store_options *o, store **out, char *errbuf, size_t errlen)
 {
 	store_options def;
 	store *s;
@@ -433,8 +432,8 @@ static int check_ops(const store_op *ops, size_t n)
 			if (o->type == STORE_OP_DELETE &&
 			    p->type == STORE_OP_DELETE)
 				continue;
-			if (overlap(o->key, o->type == STORE_OP_PUT ? NULL
-								    : o->end,
+			if (overlap(o->key,
+				    o->type == STORE_OP_PUT ? NULL : o->end,
 				    p->key,
 				    p->type == STORE_OP_PUT ? NULL : p->end))
 				return STORE_EDUPKEY;
@@ -551,8 +550,7 @@ static size_t ops_space(const store_op *ops, size_t n)
 	return sz;
 }
 
-static void ops_copy(store_op *dst, const store_op *src, size_t n,
-		     char **pos)
+static void ops_copy(store_op *dst, const store_op *src, size_t n, char **pos)
 {
 	for (size_t i = 0; i < n; i++) {
 		dst[i] = src[i];
@@ -560,7 +558,7 @@ static void ops_copy(store_op *dst, const store_op *src, size_t n,
 		dst[i].end = str_copy(pos, src[i].end, str_space(src[i].end));
 		if (src[i].type == STORE_OP_PUT && src[i].value_len)
 			dst[i].value =
-				str_copy(pos, src[i].value, src[i].value_len);
+			    str_copy(pos, src[i].value, src[i].value_len);
 		else
 			dst[i].value = "";
 	}
@@ -590,8 +588,8 @@ static store_txn *txn_copy(const store_txn *t)
 	pos = (char *)c + hdr;
 	for (size_t i = 0; i < t->ncmps; i++) {
 		cmps[i] = t->cmps[i];
-		cmps[i].key = str_copy(&pos, t->cmps[i].key,
-				       str_space(t->cmps[i].key));
+		cmps[i].key =
+		    str_copy(&pos, t->cmps[i].key, str_space(t->cmps[i].key));
 	}
 	ops_copy(succ, t->success, t->nsuccess, &pos);
 	ops_copy(fail, t->failure, t->nfailure, &pos);
@@ -629,8 +627,7 @@ int store_txn_async(store *s, const store_txn *t, store_txn_cb cb, void *arg)
 	return rc;
 }
 
-static int simple_req(store *s, store_req_kind kind, int64_t arg,
-		      int64_t *out)
+static int simple_req(store *s, store_req_kind kind, int64_t arg, int64_t *out)
 {
 	store_req r;
 	int rc;
@@ -669,7 +666,7 @@ int store_cas(store *s, const char *key, const char *value, size_t len,
 {
 	store_cmp cmp = {key, STORE_CMP_MOD, STORE_CMP_EQ, expect_mod};
 	store_op put = {
-		.type = STORE_OP_PUT, .key = key, .value = value, .value_len = len};
+	    .type = STORE_OP_PUT, .key = key, .value = value, .value_len = len};
 	store_op get = {.type = STORE_OP_GET, .key = key};
 	store_txn t = {&cmp, 1, &put, 1, &get, 1};
 	store_txn_result res;
@@ -690,8 +687,8 @@ int store_cas(store *s, const char *key, const char *value, size_t len,
 	return rc;
 }
 
-int store_delete(store *s, const char *key, const char *end,
-		 int64_t *deleted, int64_t *rev)
+int store_delete(store *s, const char *key, const char *end, int64_t *deleted,
+		 int64_t *rev)
 {
 	store_op op = {.type = STORE_OP_DELETE, .key = key, .end = end};
 	store_txn t = {.success = &op, .nsuccess = 1};
@@ -748,8 +745,7 @@ int store_lease_keepalive(store *s, int64_t id, int64_t *ttl)
 	return s->be->lease_keepalive(s->bctx, id, ttl);
 }
 
-int store_lease_ttl(store *s, int64_t id, int64_t *remaining,
-		    int64_t *granted)
+int store_lease_ttl(store *s, int64_t id, int64_t *remaining, int64_t *granted)
 {
 	return s->be->lease_ttl(s->bctx, id, remaining, granted);
 }
@@ -960,8 +956,8 @@ int store_watch_next(store_watch *w, int timeout_ms, size_t max,
 				if (to - w->next >= HISTORY_CHUNK)
 					to = w->next + HISTORY_CHUNK - 1;
 				pthread_mutex_unlock(&s->mu);
-				rc = take_from_history(w, to, max, evs, n,
-						       &cap);
+				rc =
+				    take_from_history(w, to, max, evs, n, &cap);
 				pthread_mutex_lock(&s->mu);
 			}
 			if (rc || *n >= max)

@@ -53,16 +53,18 @@
 /* Error codes (negative). */
 enum {
 	STORE_OK = 0,
-	STORE_EINVAL = -1,     /* bad argument: what is wrong is in the text */
-	STORE_ENOMEM = -2,     /* out of memory */
-	STORE_EIO = -3,        /* I/O error; earlier acknowledged data is intact */
-	STORE_ENOSPC = -4,     /* disk full; this write was not stored */
-	STORE_EROFS = -5,      /* the database is read-only */
+	STORE_EINVAL = -1, /* bad argument: what is wrong is in the text */
+	STORE_ENOMEM = -2, /* out of memory */
+	STORE_EIO = -3,	   /* I/O error; earlier acknowledged data is intact */
+	STORE_ENOSPC = -4, /* disk full; this write was not stored */
+	STORE_EROFS = -5,  /* the database is read-only */
 	STORE_ECOMPACTED = -6, /* the revision asked for was compacted */
 	STORE_EFUTURE = -7,    /* the revision asked for does not exist yet */
-	STORE_ENOLEASE = -8,   /* no such lease (never granted, revoked, expired) */
-	STORE_ECLOSED = -9,    /* the store is closing */
-	STORE_ELOCKED = -10,   /* the data directory is in use by another process */
+	STORE_ENOLEASE =
+	    -8, /* no such lease (never granted, revoked, expired) */
+	STORE_ECLOSED = -9, /* the store is closing */
+	STORE_ELOCKED =
+	    -10, /* the data directory is in use by another process */
 	STORE_ECORRUPT = -11,  /* the database failed its integrity check */
 	STORE_EUNAVAIL = -12,  /* the backend cannot be reached */
 	STORE_EDUPKEY = -13,   /* a transaction writes the same key twice */
@@ -70,8 +72,8 @@ enum {
 };
 
 /* Limits, the same on every backend (etcd's defaults are larger). */
-#define STORE_MAX_KEY 4096                     /* bytes */
-#define STORE_MAX_VALUE (8 * 1024 * 1024)      /* bytes */
+#define STORE_MAX_KEY	4096		  /* bytes */
+#define STORE_MAX_VALUE (8 * 1024 * 1024) /* bytes */
 
 /* A static string naming err. Never NULL. */
 const char *store_strerror(int err);
@@ -129,13 +131,13 @@ int64_t store_db_size(store *s);
  */
 
 typedef struct store_kv {
-	char *key;		 /* NUL-terminated */
-	char *value;		 /* value_len bytes, then a NUL not counted */
+	char *key;   /* NUL-terminated */
+	char *value; /* value_len bytes, then a NUL not counted */
 	size_t value_len;
 	int64_t create_revision;
 	int64_t mod_revision;
 	int64_t version;
-	int64_t lease;		 /* 0 = none */
+	int64_t lease; /* 0 = none */
 } store_kv;
 
 /* Return a newly allocated end key for "every key starting with prefix":
@@ -153,10 +155,10 @@ char *store_prefix_end(const char *prefix);
  */
 
 typedef struct store_range_result {
-	store_kv *kvs;		 /* count entries, sorted by key */
+	store_kv *kvs; /* count entries, sorted by key */
 	size_t count;
 	bool more;
-	int64_t revision;	 /* the revision the range was read at */
+	int64_t revision; /* the revision the range was read at */
 } store_range_result;
 
 /* On success fills *out; free it with store_range_result_free. Errors:
@@ -202,8 +204,8 @@ typedef struct store_op {
 	const char *end;   /* GET and DELETE: interval end, as in store_range */
 	const char *value; /* PUT: value_len bytes */
 	size_t value_len;
-	int64_t lease;	   /* PUT: attach to this lease (0 = none) */
-	bool prev_kv;	   /* PUT, DELETE: return the previous key-values */
+	int64_t lease; /* PUT: attach to this lease (0 = none) */
+	bool prev_kv;  /* PUT, DELETE: return the previous key-values */
 } store_op;
 
 typedef struct store_txn {
@@ -266,8 +268,8 @@ int store_put(store *s, const char *key, const char *value, size_t len,
 int store_cas(store *s, const char *key, const char *value, size_t len,
 	      int64_t expect_mod, bool *ok, int64_t *rev);
 /* Delete key (end as in store_range). *deleted and *rev may be NULL. */
-int store_delete(store *s, const char *key, const char *end,
-		 int64_t *deleted, int64_t *rev);
+int store_delete(store *s, const char *key, const char *end, int64_t *deleted,
+		 int64_t *rev);
 
 /* -------------------------------------------------------------------------
  * Compaction
@@ -290,8 +292,7 @@ int store_lease_revoke(store *s, int64_t id);
 /* Renew: the lease expires ttl seconds from now. *ttl may be NULL. */
 int store_lease_keepalive(store *s, int64_t id, int64_t *ttl);
 /* Seconds left (*remaining) and the granted TTL (*granted); may be NULL. */
-int store_lease_ttl(store *s, int64_t id, int64_t *remaining,
-		    int64_t *granted);
+int store_lease_ttl(store *s, int64_t id, int64_t *remaining, int64_t *granted);
 
 /* -------------------------------------------------------------------------
  * Watch

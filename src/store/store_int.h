@@ -136,6 +136,6 @@ extern const store_backend store_sqlite_backend;
 
 /* Write a formatted message into errbuf (if any). */
 void store_errf(char *errbuf, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 #endif
