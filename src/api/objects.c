@@ -20,6 +20,7 @@
 
 #include "api/api_int.h"
 #include "api/patch.h"
+#include "api/proto.h"
 #include "api/selector.h"
 
 #define MAX_RETRIES 8
@@ -293,11 +294,25 @@ static json_t *parse_body(api_req *r, bool strict)
 	json_error_t e;
 	json_t *j;
 
+	if (proto_is_content_type(content_type(r))) {
+		/* kubectl's typed clients (create namespace, create role...)
+		 * send Kubernetes protobuf. */
+		char perr[512];
+
+		j = proto_decode(r->body, r->body_len, perr, sizeof perr);
+		if (!j)
+			api_fail(r, 400, "BadRequest", NULL,
+				 "the protobuf request body could not be "
+				 "decoded: %s",
+				 perr);
+		return j;
+	}
 	if (*content_type(r) && !ct_is(r, "application/json") &&
 	    !ct_is(r, "*/*")) {
 		api_fail(r, 415, "UnsupportedMediaType", NULL,
 			 "the body of the request was in an unknown format - "
-			 "accepted media types include: application/json");
+			 "accepted media types include: application/json, "
+			 "application/vnd.kubernetes.protobuf");
 		return NULL;
 	}
 	if (!r->body || !r->body_len) {
