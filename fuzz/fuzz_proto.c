@@ -41,7 +41,8 @@ static void check(const uint8_t *data, size_t size)
 	j = proto_decode(data, size, err, sizeof(err));
 	if (!j) {
 		if (strncmp(err, "proto: ", 7)) {
-			fprintf(stderr, "failed without a message: '%s'\n", err);
+			fprintf(stderr, "failed without a message: '%s'\n",
+				err);
 			abort();
 		}
 		return;

@@ -99,7 +99,8 @@ struct api_server {
 	struct evhttp *http;
 	struct evhttp_bound_socket *sock;
 	int port;
-	struct event *wake; /* woken from store threads */
+	int wake_fd;	     /* eventfd written from store threads */
+	struct event *wake; /* reads wake_fd on the loop */
 	pthread_mutex_t done_mu;
 	struct api_req_list done; /* completed store requests */
 	int inflight;

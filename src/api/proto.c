@@ -35,7 +35,7 @@ enum pkind {
 	PK_MICROTIME, /* meta/v1 MicroTime: 6 fraction digits */
 };
 
-#define PF_REPEATED 0x1
+#define PF_REPEATED  0x1
 #define PF_OMITEMPTY 0x2 /* Go: non-pointer with `json:",omitempty"` */
 
 struct pmsg;
@@ -57,6 +57,7 @@ struct pmsg {
 	unsigned flags;
 };
 
+/* clang-format off */
 #define S(n, name) {n, name, PK_STRING, 0, NULL}
 #define SE(n, name) {n, name, PK_STRING, PF_OMITEMPTY, NULL}
 #define SR(n, name) {n, name, PK_STRING, PF_REPEATED, NULL}
@@ -75,6 +76,7 @@ struct pmsg {
 	static const struct pfield var##_fields[] = {__VA_ARGS__};             \
 	static const struct pmsg var = {var##_fields, ARRAY_SIZE(var##_fields), \
 					fl}
+/* clang-format on */
 
 /* meta/v1.Time and MicroTime are both {seconds = 1, nanos = 2}. */
 MSG(timestamp, 0, I64(1, "seconds"), I32(2, "nanos"));
@@ -86,12 +88,10 @@ MSG(string_entry, 0, S(1, "key"), S(2, "value"));
 MSG(owner_reference, 0, S(1, "kind"), S(3, "name"), S(4, "uid"),
     S(5, "apiVersion"), B(6, "controller"), B(7, "blockOwnerDeletion"));
 
-MSG(object_meta, 0, SE(1, "name"), SE(2, "generateName"),
-    SE(3, "namespace"), SE(4, "selfLink"), SE(5, "uid"),
-    SE(6, "resourceVersion"),
-    {7, "generation", PK_INT64, PF_OMITEMPTY, NULL},
-    T(8, "creationTimestamp"), T(9, "deletionTimestamp"),
-    I64(10, "deletionGracePeriodSeconds"),
+MSG(object_meta, 0, SE(1, "name"), SE(2, "generateName"), SE(3, "namespace"),
+    SE(4, "selfLink"), SE(5, "uid"), SE(6, "resourceVersion"),
+    {7, "generation", PK_INT64, PF_OMITEMPTY, NULL}, T(8, "creationTimestamp"),
+    T(9, "deletionTimestamp"), I64(10, "deletionGracePeriodSeconds"),
     MAP(11, "labels", string_entry), MAP(12, "annotations", string_entry),
     MR(13, "ownerReferences", owner_reference), SR(14, "finalizers"));
 
@@ -103,8 +103,7 @@ MSG(delete_options, 0, I64(1, "gracePeriodSeconds"),
     B(6, "ignoreStoreReadErrorWithClusterBreakingPotential"));
 
 /* Also authorization/v1 FieldSelectorRequirement: the same fields. */
-MSG(selector_requirement, 0, S(1, "key"), S(2, "operator"),
-    SR(3, "values"));
+MSG(selector_requirement, 0, S(1, "key"), S(2, "operator"), SR(3, "values"));
 
 MSG(label_selector, 0, MAP(1, "matchLabels", string_entry),
     MR(2, "matchExpressions", selector_requirement));
@@ -118,8 +117,8 @@ MSG(namespace_condition, 0, S(1, "type"), S(2, "status"),
 MSG(namespace_status, 0, SE(1, "phase"),
     MR(2, "conditions", namespace_condition));
 
-MSG(namespace, 0, M(1, "metadata", object_meta),
-    M(2, "spec", namespace_spec), M(3, "status", namespace_status));
+MSG(namespace, 0, M(1, "metadata", object_meta), M(2, "spec", namespace_spec),
+    M(3, "status", namespace_status));
 
 /* k8s.io/api/coordination/v1: every LeaseSpec field is a Go pointer. */
 MSG(lease_spec, 0, S(1, "holderIdentity"), I32(2, "leaseDurationSeconds"),
@@ -136,8 +135,7 @@ MSG(aggregation_rule, 0, MR(1, "clusterRoleSelectors", label_selector));
 
 MSG(role, 0, M(1, "metadata", object_meta), MR(2, "rules", policy_rule));
 
-MSG(cluster_role, 0, M(1, "metadata", object_meta),
-    MR(2, "rules", policy_rule),
+MSG(cluster_role, 0, M(1, "metadata", object_meta), MR(2, "rules", policy_rule),
     M(3, "aggregationRule", aggregation_rule));
 
 MSG(subject, 0, S(1, "kind"), SE(2, "apiGroup"), S(3, "name"),
@@ -146,17 +144,16 @@ MSG(subject, 0, S(1, "kind"), SE(2, "apiGroup"), S(3, "name"),
 MSG(role_ref, 0, S(1, "apiGroup"), S(2, "kind"), S(3, "name"));
 
 /* RoleBinding and ClusterRoleBinding. */
-MSG(role_binding, 0, M(1, "metadata", object_meta),
-    MR(2, "subjects", subject), M(3, "roleRef", role_ref));
+MSG(role_binding, 0, M(1, "metadata", object_meta), MR(2, "subjects", subject),
+    M(3, "roleRef", role_ref));
 
 /* k8s.io/api/authorization/v1 */
 /* FieldSelectorAttributes and LabelSelectorAttributes. */
 MSG(selector_attributes, 0, SE(1, "rawSelector"),
     MR(2, "requirements", selector_requirement));
 
-MSG(resource_attributes, 0, SE(1, "namespace"), SE(2, "verb"),
-    SE(3, "group"), SE(4, "version"), SE(5, "resource"),
-    SE(6, "subresource"), SE(7, "name"),
+MSG(resource_attributes, 0, SE(1, "namespace"), SE(2, "verb"), SE(3, "group"),
+    SE(4, "version"), SE(5, "resource"), SE(6, "subresource"), SE(7, "name"),
     M(8, "fieldSelector", selector_attributes),
     M(9, "labelSelector", selector_attributes));
 
@@ -173,9 +170,8 @@ MSG(self_subject_access_review_spec, 0,
 
 MSG(subject_access_review_spec, 0,
     M(1, "resourceAttributes", resource_attributes),
-    M(2, "nonResourceAttributes", non_resource_attributes),
-    SE(3, "user"), SR(4, "groups"), MAP(5, "extra", extra_entry),
-    SE(6, "uid"));
+    M(2, "nonResourceAttributes", non_resource_attributes), SE(3, "user"),
+    SR(4, "groups"), MAP(5, "extra", extra_entry), SE(6, "uid"));
 
 MSG(subject_access_review_status, 0, B(1, "allowed"), SE(2, "reason"),
     SE(3, "evaluationError"), BE(4, "denied"));
@@ -191,8 +187,8 @@ MSG(subject_access_review, 0, M(1, "metadata", object_meta),
 
 MSG(self_subject_rules_review_spec, 0, SE(1, "namespace"));
 
-MSG(resource_rule, 0, SR(1, "verbs"), SR(2, "apiGroups"),
-    SR(3, "resources"), SR(4, "resourceNames"));
+MSG(resource_rule, 0, SR(1, "verbs"), SR(2, "apiGroups"), SR(3, "resources"),
+    SR(4, "resourceNames"));
 
 MSG(non_resource_rule, 0, SR(1, "verbs"), SR(2, "nonResourceURLs"));
 
@@ -225,8 +221,7 @@ static const struct {
     {"rbac.authorization.k8s.io/v1", "ClusterRoleBinding", &role_binding},
     {"authorization.k8s.io/v1", "SelfSubjectAccessReview",
      &self_subject_access_review},
-    {"authorization.k8s.io/v1", "SubjectAccessReview",
-     &subject_access_review},
+    {"authorization.k8s.io/v1", "SubjectAccessReview", &subject_access_review},
     {"authorization.k8s.io/v1", "LocalSubjectAccessReview",
      &subject_access_review},
     {"authorization.k8s.io/v1", "SelfSubjectRulesReview",
@@ -448,8 +443,8 @@ static int decode_msg(struct ctx *c, struct rd *r, const struct pmsg *m,
 #define TS_MAX 253402300799LL
 
 /* Time and MicroTime as Go's metav1 MarshalJSON prints them. */
-static json_t *time_value(struct ctx *c, const struct pbfield *f,
-			  bool micro, int depth)
+static json_t *time_value(struct ctx *c, const struct pbfield *f, bool micro,
+			  int depth)
 {
 	json_t *ts = json_object(), *out = NULL;
 	struct rd r = f->val;
@@ -524,9 +519,9 @@ static int map_entry(struct ctx *c, const struct pfield *fd,
 		val = NULL;
 	}
 	/* the _new setter takes val, even when it fails */
-	if (!val || json_object_setn_new(map, key ? json_string_value(key) : "",
-					 key ? json_string_length(key) : 0,
-					 val)) {
+	if (!val ||
+	    json_object_setn_new(map, key ? json_string_value(key) : "",
+				 key ? json_string_length(key) : 0, val)) {
 		fail(c, f->at, "out of memory");
 		goto out;
 	}
@@ -575,8 +570,8 @@ static bool is_zero(const json_t *v)
 static int decode_field(struct ctx *c, const struct pfield *fd,
 			const struct pbfield *f, json_t *obj, int depth)
 {
-	bool varint = fd->kind == PK_INT64 || fd->kind == PK_INT32 ||
-		      fd->kind == PK_BOOL;
+	bool varint =
+	    fd->kind == PK_INT64 || fd->kind == PK_INT32 || fd->kind == PK_BOOL;
 	json_t *v = NULL, *arr;
 
 	if (f->wt != (varint ? WT_VARINT : WT_LEN))
@@ -663,82 +658,91 @@ static int decode_msg(struct ctx *c, struct rd *r, const struct pmsg *m,
 /* runtime.TypeMeta (not meta/v1's, whose numbers are the other way round) */
 MSG(type_meta, 0, S(1, "apiVersion"), S(2, "kind"));
 
+/*
+ * Read the runtime.Unknown in r: typeMeta into tm, raw into *raw (left
+ * {NULL, NULL} when absent). Fields 3 and 4 may only be empty or, for the
+ * content type, protobuf's: nothing else is ever sent.
+ */
+static int read_envelope(struct ctx *c, struct rd *r, json_t *tm,
+			 struct rd *raw)
+{
+	static const size_t ctlen = sizeof(PROTO_CONTENT_TYPE) - 1;
+	struct pbfield f;
+	size_t n;
+
+	while (r->p < r->end) {
+		if (rd_tag(c, r, &f) || rd_value(c, r, &f))
+			return -1;
+		if (f.num > 4)
+			continue;
+		if (f.wt != WT_LEN)
+			return fail(c, f.at,
+				    "wire type %u for runtime.Unknown field "
+				    "%u, want 2",
+				    f.wt, (unsigned)f.num);
+		n = (size_t)(f.val.end - f.val.p);
+		if (f.num == 1) {
+			c->path[0] = "typeMeta";
+			if (decode_msg(c, &f.val, &type_meta, tm, 1))
+				return -1;
+		} else if (f.num == 2) {
+			*raw = f.val;
+		} else if (n && !(f.num == 4 && n == ctlen &&
+				  !memcmp(f.val.p, PROTO_CONTENT_TYPE, n))) {
+			return fail(
+			    c, f.at, "unsupported %s \"%.*s\"",
+			    f.num == 3 ? "contentEncoding" : "contentType",
+			    (int)(n > 64 ? 64 : n), (const char *)f.val.p);
+		}
+	}
+	c->npath = 0;
+	return 0;
+}
+
 json_t *proto_decode(const void *data, size_t size, char *err, size_t errlen)
 {
 	struct ctx c = {.start = data, .err = err, .errlen = errlen};
 	struct rd r = {data, (const uint8_t *)data + size}, raw = {NULL, NULL};
-	json_t *out = NULL, *tm = json_object();
+	json_t *out = NULL, *tm = NULL, *av, *kind;
 	const struct pmsg *m;
-	struct pbfield f;
-	const char *av, *kind, *ct;
 
 	if (err && errlen)
 		err[0] = '\0';
+	if (size < PROTO_MAGIC_LEN ||
+	    memcmp(data, PROTO_MAGIC, PROTO_MAGIC_LEN)) {
+		fail(&c, NULL,
+		     "bad magic: a Kubernetes protobuf body starts "
+		     "with \"k8s\\0\"");
+		return NULL;
+	}
+	r.p += PROTO_MAGIC_LEN;
+	tm = json_object();
 	if (!tm) {
 		fail(&c, NULL, "out of memory");
 		return NULL;
 	}
-	if (size < PROTO_MAGIC_LEN || memcmp(data, PROTO_MAGIC, PROTO_MAGIC_LEN)) {
-		fail(&c, NULL, "bad magic: a Kubernetes protobuf body starts "
-			       "with \"k8s\\0\"");
+	if (read_envelope(&c, &r, tm, &raw))
 		goto out;
-	}
-	r.p += PROTO_MAGIC_LEN;
-	while (r.p < r.end) {
-		if (rd_tag(&c, &r, &f) || rd_value(&c, &r, &f))
-			goto out;
-		if (f.num < 1 || f.num > 4)
-			continue;
-		if (f.wt != WT_LEN) {
-			fail(&c, f.at, "wire type %u for runtime.Unknown field "
-				       "%u, want 2", f.wt, (unsigned)f.num);
-			goto out;
-		}
-		if (f.num == 1) {
-			c.path[0] = "typeMeta";
-			if (decode_msg(&c, &f.val, &type_meta, tm, 1))
-				goto out;
-		} else if (f.num == 2) {
-			raw = f.val;
-		} else if (f.val.p < f.val.end) {
-			ct = f.num == 3 ? "contentEncoding" : "contentType";
-			if (f.num == 4 &&
-			    (size_t)(f.val.end - f.val.p) ==
-				    strlen(PROTO_CONTENT_TYPE) &&
-			    !memcmp(f.val.p, PROTO_CONTENT_TYPE,
-				    strlen(PROTO_CONTENT_TYPE)))
-				continue;
-			fail(&c, f.at, "unsupported %s \"%.*s\"", ct,
-			     (int)(f.val.end - f.val.p > 64
-				       ? 64
-				       : f.val.end - f.val.p),
-			     (const char *)f.val.p);
-			goto out;
-		}
-	}
-	c.npath = 0;
-	av = json_string_value(json_object_get(tm, "apiVersion"));
-	kind = json_string_value(json_object_get(tm, "kind"));
-	if (!av || !*av || !kind || !*kind) {
+	av = json_object_get(tm, "apiVersion");
+	kind = json_object_get(tm, "kind");
+	if (!json_string_length(av) || !json_string_length(kind)) {
 		fail(&c, NULL, "missing %s in typeMeta",
-		     !av || !*av ? "apiVersion" : "kind");
+		     !json_string_length(av) ? "apiVersion" : "kind");
 		goto out;
 	}
-	m = find_kind(av, kind);
+	m = find_kind(json_string_value(av), json_string_value(kind));
 	if (!m) {
 		fail(&c, NULL, "unknown kind \"%s\" for apiVersion \"%s\"",
-		     kind, av);
+		     json_string_value(kind), json_string_value(av));
 		goto out;
 	}
 	out = json_object();
-	if (!out || json_object_set(out, "apiVersion", json_object_get(tm, "apiVersion")) ||
-	    json_object_set(out, "kind", json_object_get(tm, "kind"))) {
+	if (!out || json_object_set(out, "apiVersion", av) ||
+	    json_object_set(out, "kind", kind))
 		fail(&c, NULL, "out of memory");
-		json_decref(out);
-		out = NULL;
-		goto out;
-	}
-	if (raw.p && decode_msg(&c, &raw, m, out, 0)) {
+	else if (raw.p)
+		decode_msg(&c, &raw, m, out, 0);
+	if (c.failed) {
 		json_decref(out);
 		out = NULL;
 	}

@@ -55,8 +55,8 @@
 
 /* The media type, and the 4 bytes every body starts with. */
 #define PROTO_CONTENT_TYPE "application/vnd.kubernetes.protobuf"
-#define PROTO_MAGIC "k8s\0"
-#define PROTO_MAGIC_LEN 4
+#define PROTO_MAGIC	   "k8s\0"
+#define PROTO_MAGIC_LEN	   4
 
 /* The deepest nesting of messages the decoder follows. */
 #define PROTO_MAX_DEPTH 32

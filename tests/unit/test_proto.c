@@ -181,24 +181,28 @@ static void expect_body(const char *av, const char *kind, const struct pb *raw,
 	expect_json(body.b, body.n, want);
 }
 
-/* Decoding fails and the message contains each of the given strings. */
-static void expect_err(const void *d, size_t n, ...)
+/* Decoding fails and the message contains each string of ap. */
+static void vexpect_err(const void *d, size_t n, va_list ap)
 {
 	char err[256];
 	json_t *got = proto_decode(d, n, err, sizeof(err));
 	const char *s;
-	va_list ap;
 
-	if (got) {
-		char *g = json_dumps(got, 0);
-
-		fail_msg("decoded to %s", g);
-	}
+	if (got)
+		fail_msg("decoded to %s", json_dumps(got, 0));
 	assert_true(!strncmp(err, "proto: ", 7));
-	va_start(ap, n);
 	while ((s = va_arg(ap, const char *)))
 		if (!strstr(err, s))
 			fail_msg("error '%s' does not say '%s'", err, s);
+}
+
+/* Decoding fails with a message holding each string, up to a NULL. */
+static void expect_err(const void *d, size_t n, ...)
+{
+	va_list ap;
+
+	va_start(ap, n);
+	vexpect_err(d, n, ap);
 	va_end(ap);
 }
 
@@ -223,13 +227,13 @@ static void test_namespace_full(void **state)
 	pb_kv(&m, 11, "app", "web");
 	pb_kv(&m, 11, "tier", "");
 	pb_kv(&m, 12, "example.com/note", "h\xc3\xa9");
-	pb_str(&or, 1, "Team");
-	pb_str(&or, 3, "blue");
-	pb_str(&or, 4, "u-1");
-	pb_str(&or, 5, "example.com/v1");
-	pb_int(&or, 6, 1);
-	pb_int(&or, 7, 0);
-	pb_msg(&m, 13, &or);
+	pb_str(& or, 1, "Team");
+	pb_str(& or, 3, "blue");
+	pb_str(& or, 4, "u-1");
+	pb_str(& or, 5, "example.com/v1");
+	pb_int(& or, 6, 1);
+	pb_int(& or, 7, 0);
+	pb_msg(&m, 13, & or);
 	pb_str(&m, 14, "a/b");
 	pb_str(&m, 14, "c");
 	/* managedFields (17) is skipped, as are unknown fields of any type */
@@ -317,13 +321,14 @@ static void test_role(void **state)
 	pb_str(&rule2, 1, "*");
 	pb_str(&rule2, 5, "/healthz");
 	pb_msg(&r, 2, &rule2);
-	expect_body("rbac.authorization.k8s.io/v1", "Role", &r,
-		    "{'apiVersion':'rbac.authorization.k8s.io/v1','kind':'Role',"
-		    " 'metadata':{'name':'reader','creationTimestamp':null},"
-		    " 'rules':[{'verbs':['get','list'],'apiGroups':['','apps'],"
-		    "  'resources':['pods','deployments/scale'],"
-		    "  'resourceNames':['web']},"
-		    "  {'verbs':['*'],'nonResourceURLs':['/healthz']}]}");
+	expect_body(
+	    "rbac.authorization.k8s.io/v1", "Role", &r,
+	    "{'apiVersion':'rbac.authorization.k8s.io/v1','kind':'Role',"
+	    " 'metadata':{'name':'reader','creationTimestamp':null},"
+	    " 'rules':[{'verbs':['get','list'],'apiGroups':['','apps'],"
+	    "  'resources':['pods','deployments/scale'],"
+	    "  'resourceNames':['web']},"
+	    "  {'verbs':['*'],'nonResourceURLs':['/healthz']}]}");
 }
 
 static void test_cluster_role_aggregation(void **state)
@@ -341,15 +346,16 @@ static void test_cluster_role_aggregation(void **state)
 	pb_msg(&sel2, 2, &req);
 	pb_msg(&agg, 1, &sel2);
 	pb_msg(&r, 3, &agg);
-	expect_body("rbac.authorization.k8s.io/v1", "ClusterRole", &r,
-		    "{'apiVersion':'rbac.authorization.k8s.io/v1',"
-		    " 'kind':'ClusterRole',"
-		    " 'metadata':{'name':'monitoring','creationTimestamp':null},"
-		    " 'aggregationRule':{'clusterRoleSelectors':["
-		    "  {'matchLabels':{"
-		    "   'rbac.example.com/aggregate-to-monitoring':'true'}},"
-		    "  {'matchExpressions':[{'key':'tier','operator':'In',"
-		    "   'values':['a','b']}]}]}}");
+	expect_body(
+	    "rbac.authorization.k8s.io/v1", "ClusterRole", &r,
+	    "{'apiVersion':'rbac.authorization.k8s.io/v1',"
+	    " 'kind':'ClusterRole',"
+	    " 'metadata':{'name':'monitoring','creationTimestamp':null},"
+	    " 'aggregationRule':{'clusterRoleSelectors':["
+	    "  {'matchLabels':{"
+	    "   'rbac.example.com/aggregate-to-monitoring':'true'}},"
+	    "  {'matchExpressions':[{'key':'tier','operator':'In',"
+	    "   'values':['a','b']}]}]}}");
 }
 
 static void test_bindings(void **state)
@@ -377,19 +383,19 @@ static void test_bindings(void **state)
 	pb_str(&ref, 3, "admin");
 	pb_msg(&b, 3, &ref);
 	for (i = 0; i < ARRAY_LEN(kinds); i++) {
-		snprintf(want, sizeof(want),
-			 "{'apiVersion':'rbac.authorization.k8s.io/v1',"
-			 " 'kind':'%s',"
-			 " 'metadata':{'name':'ops','creationTimestamp':null},"
-			 " 'subjects':[{'kind':'ServiceAccount','name':'robot',"
-			 "   'namespace':'kube-system'},"
-			 "  {'kind':'User',"
-			 "   'apiGroup':'rbac.authorization.k8s.io','name':''}],"
-			 " 'roleRef':{'apiGroup':'','kind':'ClusterRole',"
-			 "  'name':'admin'}}",
-			 kinds[i]);
-		expect_body("rbac.authorization.k8s.io/v1", kinds[i], &b,
-			    want);
+		snprintf(
+		    want, sizeof(want),
+		    "{'apiVersion':'rbac.authorization.k8s.io/v1',"
+		    " 'kind':'%s',"
+		    " 'metadata':{'name':'ops','creationTimestamp':null},"
+		    " 'subjects':[{'kind':'ServiceAccount','name':'robot',"
+		    "   'namespace':'kube-system'},"
+		    "  {'kind':'User',"
+		    "   'apiGroup':'rbac.authorization.k8s.io','name':''}],"
+		    " 'roleRef':{'apiGroup':'','kind':'ClusterRole',"
+		    "  'name':'admin'}}",
+		    kinds[i]);
+		expect_body("rbac.authorization.k8s.io/v1", kinds[i], &b, want);
 	}
 }
 
@@ -397,8 +403,8 @@ static void test_subject_access_review(void **state)
 {
 	static const char *const kinds[] = {"SubjectAccessReview",
 					    "LocalSubjectAccessReview"};
-	struct pb r = {0}, spec = {0}, ra = {0}, fs = {0}, ls = {0},
-		  req = {0}, e1 = {0}, ev = {0}, e2 = {0}, st = {0};
+	struct pb r = {0}, spec = {0}, ra = {0}, fs = {0}, ls = {0}, req = {0},
+		  e1 = {0}, ev = {0}, e2 = {0}, st = {0};
 	char want[2048];
 	size_t i;
 
@@ -550,15 +556,16 @@ static void test_delete_options(void **state)
 	pb_str(&d, 5, "All");
 	pb_int(&d, 6, 1);
 	for (i = 0; i < ARRAY_LEN(gvs); i++) {
-		snprintf(want, sizeof(want),
-			 "{'apiVersion':'%s','kind':'DeleteOptions',"
-			 " 'gracePeriodSeconds':0,"
-			 " 'preconditions':{'uid':'u-1','resourceVersion':'17'},"
-			 " 'orphanDependents':false,"
-			 " 'propagationPolicy':'Foreground','dryRun':['All'],"
-			 " 'ignoreStoreReadErrorWithClusterBreakingPotential':"
-			 "  true}",
-			 gvs[i]);
+		snprintf(
+		    want, sizeof(want),
+		    "{'apiVersion':'%s','kind':'DeleteOptions',"
+		    " 'gracePeriodSeconds':0,"
+		    " 'preconditions':{'uid':'u-1','resourceVersion':'17'},"
+		    " 'orphanDependents':false,"
+		    " 'propagationPolicy':'Foreground','dryRun':['All'],"
+		    " 'ignoreStoreReadErrorWithClusterBreakingPotential':"
+		    "  true}",
+		    gvs[i]);
 		expect_body(gvs[i], "DeleteOptions", &d, want);
 	}
 }
@@ -575,7 +582,7 @@ static void test_semantics(void **state)
 	pb_str(&m, 1, "second");
 	pb_str(&m, 3, "ns");
 	pb_str(&m, 3, "");
-	pb_int(&m, 10, -5);	 /* a negative int64: 10 varint bytes */
+	pb_int(&m, 10, -5);		 /* a negative int64: 10 varint bytes */
 	pb_time(&m, 8, -62135596800, 0); /* Go's zero time: null */
 	pb_kv(&m, 11, "a", "1");
 	pb_kv(&m, 11, "a", "2"); /* a repeated map key: the last wins */
@@ -633,10 +640,31 @@ static void test_envelope(void **state)
 
 /* ---- errors ------------------------------------------------------------- */
 
-static void test_errors(void **state)
+/* A Namespace whose raw message is raw; decoding fails as expect_err. */
+static void expect_raw_err(const struct pb *raw, ...)
 {
-	struct pb b = {0}, raw = {0}, m = {0}, tm = {0};
-	char err[16];
+	static struct pb b;
+	va_list ap;
+
+	pb_body(&b, "v1", "Namespace", raw);
+	va_start(ap, raw);
+	vexpect_err(b.b, b.n, ap);
+	va_end(ap);
+}
+
+/* The same, for a raw message {metadata: meta}. */
+static void expect_meta_err(const struct pb *meta, const char *what,
+			    const char *where)
+{
+	struct pb raw = {0};
+
+	pb_msg(&raw, 1, meta);
+	expect_raw_err(&raw, what, where, NULL);
+}
+
+static void test_errors_envelope(void **state)
+{
+	struct pb b = {0}, raw = {0}, tm = {0};
 
 	(void)state;
 	expect_err("", 0, "bad magic", NULL);
@@ -653,75 +681,6 @@ static void test_errors(void **state)
 	pb_body(&b, "v1", "", &raw);
 	expect_err(b.b, b.n, "missing kind", NULL);
 
-	/* metadata.name as a varint */
-	m.n = 0;
-	pb_int(&m, 1, 3);
-	raw.n = 0;
-	pb_msg(&raw, 1, &m);
-	pb_body(&b, "v1", "Namespace", &raw);
-	expect_err(b.b, b.n, "wire type 0 for field 1, want 2", "byte 25",
-		   "in metadata.name", NULL);
-
-	/* a string that is not UTF-8, one with a NUL, a bad map key */
-	static const char *const bad[] = {"\xff", "a\0b", "\xc0\x80",
-					  "\xed\xa0\x80", "\xf4\x90\x80\x80"};
-	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
-		size_t n = i == 1 ? 3 : strlen(bad[i]);
-
-		m.n = 0;
-		pb_bytes(&m, 1, bad[i], n);
-		raw.n = 0;
-		pb_msg(&raw, 1, &m);
-		pb_body(&b, "v1", "Namespace", &raw);
-		expect_err(b.b, b.n, "not UTF-8", "metadata.name", NULL);
-	}
-	m.n = 0;
-	struct pb kv = {0};
-	pb_bytes(&kv, 1, "\xfe", 1);
-	pb_msg(&m, 11, &kv);
-	raw.n = 0;
-	pb_msg(&raw, 1, &m);
-	pb_body(&b, "v1", "Namespace", &raw);
-	expect_err(b.b, b.n, "not UTF-8", "metadata.labels.key", NULL);
-
-	/* a message longer than its container */
-	raw.n = 0;
-	pb_raw(&raw, "\x0a\x04\x0a\x09t1", 6);
-	pb_body(&b, "v1", "Namespace", &raw);
-	expect_err(b.b, b.n, "truncated field", "in metadata.name", NULL);
-
-	/* group wire types, field number 0, an 11-byte varint */
-	raw.n = 0;
-	pb_tag(&raw, 7, 3);
-	pb_body(&b, "v1", "Namespace", &raw);
-	expect_err(b.b, b.n, "unsupported wire type 3", NULL);
-	raw.n = 0;
-	pb_raw(&raw, "\x02\x00", 2);
-	pb_body(&b, "v1", "Namespace", &raw);
-	expect_err(b.b, b.n, "invalid field number 0", NULL);
-	raw.n = 0;
-	pb_tag(&raw, 99, 0);
-	pb_raw(&raw, "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 11);
-	pb_body(&b, "v1", "Namespace", &raw);
-	expect_err(b.b, b.n, "varint longer than 10 bytes", NULL);
-
-	/* times outside 0001..9999, nanos outside a second */
-	static const int64_t times[][2] = {{-62135596801, 0},
-					   {253402300800, 0},
-					   {0, -1},
-					   {0, 1000000000}};
-	for (size_t i = 0; i < ARRAY_LEN(times); i++) {
-		m.n = 0;
-		pb_time(&m, 8, times[i][0], (int32_t)times[i][1]);
-		raw.n = 0;
-		pb_msg(&raw, 1, &m);
-		pb_body(&b, "v1", "Namespace", &raw);
-		expect_err(b.b, b.n, "out of range",
-			   "in metadata.creationTimestamp", NULL);
-	}
-
-	/* what the envelope may not carry */
-	raw.n = 0;
 	b.n = 0;
 	pb_raw(&b, "k8s\0", 4);
 	pb_str(&tm, 1, "v1");
@@ -740,10 +699,79 @@ static void test_errors(void **state)
 	expect_err(b.b, b.n, "wire type 0 for runtime.Unknown field 1", NULL);
 	b.n -= 2;
 	pb_raw(&b, "\x0a\x01\x0a", 3);
-	expect_err(b.b, b.n, "truncated field", "in typeMeta.apiVersion",
-		   NULL);
+	expect_err(b.b, b.n, "truncated field", "in typeMeta.apiVersion", NULL);
+}
 
-	/* a short err buffer is cut and terminated; NULL err is fine */
+static void test_errors_wire(void **state)
+{
+	struct pb raw = {0}, m = {0};
+
+	(void)state;
+	/* metadata.name as a varint; the error names the byte of its tag */
+	pb_int(&m, 1, 3);
+	pb_msg(&raw, 1, &m);
+	expect_raw_err(&raw, "wire type 0 for field 1, want 2", "byte 25",
+		       "in metadata.name", NULL);
+
+	/* a message longer than its container */
+	raw.n = 0;
+	pb_raw(&raw, "\x0a\x04\x0a\x09t1", 6);
+	expect_raw_err(&raw, "truncated field", "in metadata.name", NULL);
+
+	/* group wire types, field number 0, an 11-byte varint */
+	raw.n = 0;
+	pb_tag(&raw, 7, 3);
+	expect_raw_err(&raw, "unsupported wire type 3", NULL);
+	raw.n = 0;
+	pb_raw(&raw, "\x02\x00", 2);
+	expect_raw_err(&raw, "invalid field number 0", NULL);
+	raw.n = 0;
+	pb_tag(&raw, 99, 0);
+	pb_raw(&raw, "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 11);
+	expect_raw_err(&raw, "varint longer than 10 bytes", NULL);
+}
+
+static void test_errors_values(void **state)
+{
+	/* not UTF-8, a NUL, overlong, a surrogate, past U+10FFFF */
+	static const struct {
+		const char *s;
+		size_t n;
+	} bad[] = {{"\xff", 1},
+		   {"a\0b", 3},
+		   {"\xc0\x80", 2},
+		   {"\xed\xa0\x80", 3},
+		   {"\xf4\x90\x80\x80", 4}};
+	/* times outside 0001..9999, nanos outside a second */
+	static const int64_t times[][2] = {
+	    {-62135596801, 0}, {253402300800, 0}, {0, -1}, {0, 1000000000}};
+	struct pb m = {0}, kv = {0};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < ARRAY_LEN(bad); i++) {
+		m.n = 0;
+		pb_bytes(&m, 1, bad[i].s, bad[i].n);
+		expect_meta_err(&m, "not UTF-8", "in metadata.name");
+	}
+	m.n = 0;
+	pb_bytes(&kv, 1, "\xfe", 1);
+	pb_msg(&m, 11, &kv);
+	expect_meta_err(&m, "not UTF-8", "in metadata.labels.key");
+	for (i = 0; i < ARRAY_LEN(times); i++) {
+		m.n = 0;
+		pb_time(&m, 8, times[i][0], (int32_t)times[i][1]);
+		expect_meta_err(&m, "out of range",
+				"in metadata.creationTimestamp");
+	}
+}
+
+/* A short err buffer is cut and terminated; no buffer at all is fine. */
+static void test_errors_buffer(void **state)
+{
+	char err[16];
+
+	(void)state;
 	assert_null(proto_decode("nope", 4, err, sizeof(err)));
 	assert_int_equal(strlen(err), sizeof(err) - 1);
 	assert_null(proto_decode("nope", 4, NULL, 0));
@@ -757,8 +785,10 @@ static void test_errors(void **state)
 static void test_content_type(void **state)
 {
 	(void)state;
-	assert_true(proto_is_content_type("application/vnd.kubernetes.protobuf"));
-	assert_true(proto_is_content_type("Application/VND.Kubernetes.Protobuf"));
+	assert_true(
+	    proto_is_content_type("application/vnd.kubernetes.protobuf"));
+	assert_true(
+	    proto_is_content_type("Application/VND.Kubernetes.Protobuf"));
 	assert_true(proto_is_content_type(
 	    "application/vnd.kubernetes.protobuf; charset=utf-8"));
 	assert_true(proto_is_content_type(
@@ -766,7 +796,8 @@ static void test_content_type(void **state)
 	assert_false(proto_is_content_type(NULL));
 	assert_false(proto_is_content_type(""));
 	assert_false(proto_is_content_type("application/json"));
-	assert_false(proto_is_content_type("application/vnd.kubernetes.protobufx"));
+	assert_false(
+	    proto_is_content_type("application/vnd.kubernetes.protobufx"));
 	assert_false(proto_is_content_type("application/vnd.kubernetes.proto"));
 	assert_false(proto_is_content_type(
 	    "application/vnd.kubernetes.protobuf,application/json"));
@@ -924,7 +955,10 @@ int main(void)
 	    cmocka_unit_test(test_delete_options),
 	    cmocka_unit_test(test_semantics),
 	    cmocka_unit_test(test_envelope),
-	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_errors_envelope),
+	    cmocka_unit_test(test_errors_wire),
+	    cmocka_unit_test(test_errors_values),
+	    cmocka_unit_test(test_errors_buffer),
 	    cmocka_unit_test(test_content_type),
 	    cmocka_unit_test(test_kubectl_vectors),
 	    cmocka_unit_test(test_truncated),
