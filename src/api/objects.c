@@ -452,7 +452,7 @@ static const char *field_of(const char *field, void *arg)
 
 bool api_filter_match(const api_filter *f, const cache_obj *o)
 {
-	if (f->labels && !sel_match(f->labels, o->labels))
+	if (f->labels && !sel_match_fn(f->labels, cache_obj_label, (void *)o))
 		return false;
 	if (f->fields && !fsel_match(f->fields, field_of, (void *)o))
 		return false;

@@ -1218,10 +1218,8 @@ static bool has_value(const struct req *r, const char *v)
 	return false;
 }
 
-static bool req_match(const struct req *r, const json_t *labels)
+static bool req_match(const struct req *r, const char *v)
 {
-	const json_t *jv = json_object_get(labels, r->key);
-	const char *v = json_is_string(jv) ? json_string_value(jv) : NULL;
 	int64_t n;
 
 	switch (r->op) {
@@ -1245,18 +1243,32 @@ static bool req_match(const struct req *r, const json_t *labels)
 	return false;
 }
 
-bool sel_match(const sel *s, const json_t *labels)
+bool sel_match_fn(const sel *s, const char *(*get)(const char *key, void *arg),
+		  void *arg)
 {
 	size_t i;
 
 	if (!s || s->nothing)
 		return false;
-	if (!json_is_object(labels))
-		labels = NULL;
 	for (i = 0; i < s->n; i++)
-		if (!req_match(&s->reqs[i], labels))
+		if (!req_match(&s->reqs[i], get(s->reqs[i].key, arg)))
 			return false;
 	return true;
+}
+
+/* A label's value in a JSON labels object (non-strings count as absent). */
+static const char *json_label(const char *key, void *arg)
+{
+	const json_t *jv = json_object_get(arg, key);
+
+	return json_is_string(jv) ? json_string_value(jv) : NULL;
+}
+
+bool sel_match(const sel *s, const json_t *labels)
+{
+	if (!json_is_object(labels))
+		labels = NULL;
+	return sel_match_fn(s, json_label, (void *)labels);
 }
 
 bool sel_empty(const sel *s)

@@ -80,6 +80,11 @@ int sel_from_json(const json_t *label_selector, sel **out, char *err,
  */
 bool sel_match(const sel *s, const json_t *labels);
 
+/* As sel_match, with the labels behind a lookup: get(key, arg) returns the
+ * value of label key (borrowed) or NULL when there is none. */
+bool sel_match_fn(const sel *s, const char *(*get)(const char *key, void *arg),
+		  void *arg);
+
 /* Whether s places no restriction (matches everything). The nothing
  * selector of sel_from_json(NULL) is not empty. */
 bool sel_empty(const sel *s);

@@ -10,9 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "api/api.h"
@@ -148,6 +150,7 @@ int cmd_serve(int argc, char **argv)
 	api_server *api = NULL;
 	char err[512] = "", host[256] = "127.0.0.1";
 	struct event *sigterm, *sigint;
+	struct timespec t0, t1;
 	sigset_t set;
 	store *s;
 	int c, rc, port = 6443;
@@ -202,6 +205,17 @@ int cmd_serve(int argc, char **argv)
 		return 2;
 	}
 
+	/* Every watch holds a connection: allow as many as we may. */
+	{
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+		    rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
+
 	/* The store's threads start with SIGTERM and SIGINT blocked; this
 	 * thread takes them through the event loop. */
 	sigemptyset(&set);
@@ -210,6 +224,7 @@ int cmd_serve(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	rc = store_open(&o, &s, err, sizeof err);
 	if (rc) {
 		fprintf(stderr, "signalbox serve: cannot open the store: %s\n",
@@ -234,12 +249,15 @@ int cmd_serve(int argc, char **argv)
 	sigint = evsignal_new(api_base(api), SIGINT, on_signal, api);
 	evsignal_add(sigterm, NULL);
 	evsignal_add(sigint, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
 	fprintf(stderr,
-		"signalbox serve: ready on http://%s:%d (store %s at revision "
-		"%lld); use it with: KUBECONFIG=%s/admin.kubeconfig kubectl "
-		"get crd\n",
-		host, port, o.data_dir, (long long)store_revision(s),
-		o.data_dir);
+		"signalbox serve: ready on http://%s:%d in %.0f ms (store %s at "
+		"revision %lld); use it with: KUBECONFIG=%s/admin.kubeconfig "
+		"kubectl get crd\n",
+		host, port,
+		(double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+			(double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
+		o.data_dir, (long long)store_revision(s), o.data_dir);
 	api_run(api);
 	event_free(sigterm);
 	event_free(sigint);

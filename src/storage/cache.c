@@ -86,11 +86,8 @@ void cache_obj_unref(cache_obj *o)
 {
 	if (!o || --o->refs > 0)
 		return;
-	free(o->key);
-	free(o->name);
-	free(o->ns);
+	free(o->strs);
 	free(o->json);
-	json_decref(o->labels);
 	free(o);
 }
 
@@ -99,60 +96,122 @@ json_t *cache_obj_parse(const cache_obj *o)
 	return json_loadb(o->json, o->len, 0, NULL);
 }
 
-/* Make an object from parsed (borrowed, modified: its resourceVersion is
- * set to rev). NULL if it has no metadata.name or out of memory. */
-static cache_obj *obj_make(const char *key, json_t *parsed, int64_t rev,
-			   int64_t create_rev)
+const char *cache_obj_label(const char *key, void *arg)
+{
+	const cache_obj *o = arg;
+	const char *p = o->labels;
+
+	for (size_t i = 0; i < o->nlabels; i++) {
+		const char *v = p + strlen(p) + 1;
+
+		if (!strcmp(p, key))
+			return v;
+		p = v + strlen(v) + 1;
+	}
+	return NULL;
+}
+
+/* Fill o's key, name, namespace and labels (from metadata md, borrowed)
+ * into one allocation. 0, or -1 when out of memory. */
+static int obj_strings(cache_obj *o, const char *key, const json_t *md)
+{
+	const char *name = json_string_value(json_object_get(md, "name"));
+	const char *ns = json_string_value(json_object_get(md, "namespace"));
+	const json_t *labels = json_object_get(md, "labels");
+	size_t kl = strlen(key), nl = strlen(name), sl = ns && *ns ? strlen(ns) : 0;
+	size_t total = kl + nl + sl + 3, n = 0;
+	const char *k;
+	json_t *v;
+	char *p;
+
+	json_object_foreach((json_t *)labels, k, v)
+	{
+		if (json_is_string(v))
+			total += strlen(k) + strlen(json_string_value(v)) + 2;
+	}
+	o->strs = malloc(total);
+	if (!o->strs)
+		return -1;
+	p = o->strs;
+	o->key = p;
+	p = (char *)memcpy(p, key, kl + 1) + kl + 1;
+	o->name = p;
+	p = (char *)memcpy(p, name, nl + 1) + nl + 1;
+	o->ns = NULL;
+	if (sl) {
+		o->ns = p;
+		p = (char *)memcpy(p, ns, sl + 1) + sl + 1;
+	}
+	o->labels = p;
+	json_object_foreach((json_t *)labels, k, v)
+	{
+		const char *val = json_string_value(v);
+
+		if (!val)
+			continue;
+		p = stpcpy(p, k) + 1;
+		p = stpcpy(p, val) + 1;
+		n++;
+	}
+	o->nlabels = n;
+	return 0;
+}
+
+static char *splice_rv(const char *value, size_t len, int64_t rev,
+		       size_t *outlen);
+
+/* Make an object from parsed (borrowed; it may be modified). When the
+ * stored bytes (value, may be NULL) are in our canonical form the
+ * resourceVersion is spliced into them; otherwise parsed gets it and is
+ * serialized. NULL if it has no metadata.name or out of memory. */
+static cache_obj *obj_make(const char *key, json_t *parsed, const char *value,
+			   size_t value_len, int64_t rev, int64_t create_rev)
 {
 	json_t *md = json_object_get(parsed, "metadata");
 	const char *name = json_string_value(json_object_get(md, "name"));
-	const char *ns = json_string_value(json_object_get(md, "namespace"));
-	json_t *labels = json_object_get(md, "labels");
 	char rv[24];
 	cache_obj *o;
 
 	if (!json_is_object(md) || !name)
 		return NULL;
-	snprintf(rv, sizeof rv, "%lld", (long long)rev);
-	json_object_set_new(md, "resourceVersion", json_string(rv));
 	o = calloc(1, sizeof(*o));
 	if (!o)
 		return NULL;
 	o->refs = 1;
-	o->key = strdup(key);
-	o->name = strdup(name);
-	o->ns = ns && *ns ? strdup(ns) : NULL;
-	o->json = json_dumps(parsed, JSON_COMPACT);
 	o->rev = rev;
 	o->create_rev = create_rev;
-	if (json_is_object(labels) && json_object_size(labels) > 0)
-		o->labels = json_incref(labels);
-	if (!o->key || !o->name || (ns && *ns && !o->ns) || !o->json) {
+	if (value && !json_object_get(md, "resourceVersion"))
+		o->json = splice_rv(value, value_len, rev, &o->len);
+	if (!o->json) {
+		snprintf(rv, sizeof rv, "%lld", (long long)rev);
+		json_object_set_new(md, "resourceVersion", json_string(rv));
+		o->json = json_dumps(parsed, JSON_COMPACT);
+		o->len = o->json ? strlen(o->json) : 0;
+	}
+	if (obj_strings(o, key, md) || !o->json) {
 		cache_obj_unref(o);
 		return NULL;
 	}
-	o->len = strlen(o->json);
 	return o;
 }
 
-/* Splice "resourceVersion":"<rev>" into value, which json_dumps wrote
- * from an object in canonical order: {"apiVersion":"..","kind":"..",
- * "metadata":{...}. Returns a new string, or NULL if value is not in that
- * shape (then the caller parses it). */
-static char *splice_rv(const char *value, size_t len, int64_t rev,
-		       size_t *outlen)
+/* Where the metadata object of value starts ('{') and ends (one past
+ * '}'), when value is in the canonical form our writers store:
+ * {"apiVersion":"<plain>","kind":"<plain>","metadata":{...},...}.
+ * Returns 0, or -1 when value is not in that form. */
+static int meta_span(const char *value, size_t len, size_t *ms, size_t *me)
 {
 	static const char *const lead[] = {
-	    "{\"apiVersion\":\"", "\",\"kind\":\"", "\",\"metadata\":{"};
+	    "{\"apiVersion\":\"", "\",\"kind\":\"", "\",\"metadata\":"};
 	const char *p = value, *end = value + len;
-	char rv[48], *out;
-	size_t at, rl;
+	int depth = 0;
+	bool str = false;
 
 	for (int i = 0; i < 3; i++) {
 		size_t l = strlen(lead[i]);
 
 		if ((size_t)(end - p) < l || memcmp(p, lead[i], l))
-			return NULL;
+			return -1;
 		p += l;
 		if (i == 2)
 			break;
@@ -160,11 +219,39 @@ static char *splice_rv(const char *value, size_t len, int64_t rev,
 		while (p < end && *p != '"' && *p != '\\')
 			p++;
 		if (p >= end || *p != '"')
-			return NULL;
+			return -1;
 	}
-	at = (size_t)(p - value);
+	if (p >= end || *p != '{')
+		return -1;
+	*ms = (size_t)(p - value);
+	for (; p < end; p++) {
+		if (str) {
+			if (*p == '\\')
+				p++;
+			else if (*p == '"')
+				str = false;
+		} else if (*p == '"') {
+			str = true;
+		} else if (*p == '{') {
+			depth++;
+		} else if (*p == '}' && --depth == 0) {
+			*me = (size_t)(p - value) + 1;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* Splice "resourceVersion":"<rev>" into value at the start of its
+ * metadata (at ms, from meta_span). Returns a new string. */
+static char *splice_at(const char *value, size_t len, size_t ms, int64_t rev,
+		       size_t *outlen)
+{
+	size_t at = ms + 1, rl;
+	char rv[48], *out;
+
 	rl = (size_t)snprintf(rv, sizeof rv, "\"resourceVersion\":\"%lld\"%s",
-			      (long long)rev, p < end && *p == '}' ? "" : ",");
+			      (long long)rev, value[at] == '}' ? "" : ",");
 	out = malloc(len + rl + 1);
 	if (!out)
 		return NULL;
@@ -176,13 +263,53 @@ static char *splice_rv(const char *value, size_t len, int64_t rev,
 	return out;
 }
 
+static char *splice_rv(const char *value, size_t len, int64_t rev,
+		       size_t *outlen)
+{
+	size_t ms, me;
+
+	if (meta_span(value, len, &ms, &me))
+		return NULL;
+	return splice_at(value, len, ms, rev, outlen);
+}
+
+/* The object for stored bytes in canonical form: only the metadata is
+ * parsed, and the resourceVersion is spliced in. NULL otherwise. */
+static cache_obj *obj_from_canonical(const store_event *se)
+{
+	const char *v = se->kv.value;
+	size_t len = se->kv.value_len, ms, me;
+	json_t *md;
+	cache_obj *o = NULL;
+
+	if (meta_span(v, len, &ms, &me))
+		return NULL;
+	md = json_loadb(v + ms, me - ms, 0, NULL);
+	if (json_is_object(md) && json_is_string(json_object_get(md, "name")) &&
+	    !json_object_get(md, "resourceVersion")) {
+		o = calloc(1, sizeof(*o));
+		if (o) {
+			o->refs = 1;
+			o->rev = se->kv.mod_revision;
+			o->create_rev = se->kv.create_revision;
+			o->json = splice_at(v, len, ms, o->rev, &o->len);
+			if (!o->json || obj_strings(o, se->kv.key, md)) {
+				cache_obj_unref(o);
+				o = NULL;
+			}
+		}
+	}
+	json_decref(md);
+	return o;
+}
+
 /* The object for a PUT of our own writer, from its hint; NULL when there
  * is no usable hint. */
 static cache_obj *obj_from_hint(cache *c, const store_event *se)
 {
 	cache_hint_ent probe = {.key = se->kv.key}, *h;
-	const json_t *md, *labels;
-	const char *name, *ns;
+	const json_t *md;
+	const char *name;
 	cache_obj *o;
 
 	h = RB_FIND(cache_hints, &c->hints, &probe);
@@ -191,24 +318,17 @@ static cache_obj *obj_from_hint(cache *c, const store_event *se)
 		return NULL;
 	md = json_object_get(h->obj, "metadata");
 	name = json_string_value(json_object_get(md, "name"));
-	ns = json_string_value(json_object_get(md, "namespace"));
-	labels = json_object_get(md, "labels");
 	if (!name)
 		return NULL;
 	o = calloc(1, sizeof(*o));
 	if (!o)
 		return NULL;
 	o->refs = 1;
-	o->key = strdup(se->kv.key);
-	o->name = strdup(name);
-	o->ns = ns && *ns ? strdup(ns) : NULL;
 	o->json = splice_rv(se->kv.value, se->kv.value_len, se->kv.mod_revision,
 			    &o->len);
 	o->rev = se->kv.mod_revision;
 	o->create_rev = se->kv.create_revision;
-	if (json_is_object(labels) && json_object_size(labels) > 0)
-		o->labels = json_deep_copy(labels);
-	if (!o->key || !o->name || (ns && *ns && !o->ns) || !o->json) {
+	if (obj_strings(o, se->kv.key, md) || !o->json) {
 		cache_obj_unref(o);
 		return NULL;
 	}
@@ -499,11 +619,14 @@ static void apply(cache *c, const store_event *se, bool record)
 
 	if (se->type == STORE_EVENT_PUT) {
 		o = record ? obj_from_hint(c, se) : NULL;
+		if (!o)
+			o = obj_from_canonical(se);
 		if (!o) {
 			parsed =
 			    json_loadb(se->kv.value, se->kv.value_len, 0, NULL);
 			if (parsed)
 				o = obj_make(se->kv.key, parsed,
+					     se->kv.value, se->kv.value_len,
 					     se->kv.mod_revision,
 					     se->kv.create_revision);
 			json_decref(parsed);
@@ -526,7 +649,7 @@ static void apply(cache *c, const store_event *se, bool record)
 		if (record) {
 			parsed = cache_obj_parse(old);
 			if (parsed)
-				o = obj_make(old->key, parsed,
+				o = obj_make(old->key, parsed, NULL, 0,
 					     se->kv.mod_revision,
 					     old->create_rev);
 			json_decref(parsed);

@@ -39,11 +39,17 @@ typedef struct cache_obj {
 	size_t len;
 	int64_t rev; /* its mod_revision (its resourceVersion) */
 	int64_t create_rev;
-	json_t *labels; /* metadata.labels (owned), or NULL */
+	const char *labels; /* "k\0v\0k\0v\0...": nlabels pairs */
+	size_t nlabels;
+	char *strs; /* the one allocation behind key, name, ns, labels */
 	RB_ENTRY(cache_obj) node;
 	uint64_t hash; /* of key, for the exact-match index */
 	struct cache_obj *hnext;
 } cache_obj;
+
+/* The value of label key on o, or NULL (borrowed). Its signature fits
+ * sel_match_fn's lookup. */
+const char *cache_obj_label(const char *key, void *o);
 
 void cache_obj_ref(cache_obj *o);
 void cache_obj_unref(cache_obj *o);
