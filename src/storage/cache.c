@@ -729,8 +729,13 @@ int cache_pump(cache *c)
 		if (progress > c->rev)
 			c->rev = progress;
 		if (n == 0)
-			return 0;
+			break;
 	}
+	/* A resourceVersion the store has compacted is expired for watches
+	 * too, even while the ring still holds events after it. */
+	if (store_compact_revision(c->s) - 1 > c->oldest_after)
+		c->oldest_after = store_compact_revision(c->s) - 1;
+	return 0;
 }
 
 /* ---- open, close, reads ----------------------------------------------------

@@ -132,7 +132,8 @@ size_t cache_watcher_count(const cache *c);
 
 /* Call fn for every ring event with revision > after and key under prefix,
  * in order. Returns 0, or STORE_ECOMPACTED when the ring no longer reaches
- * back to after (a Kubernetes watch then gets 410 Expired). */
+ * back to after, or the store has compacted past it (a Kubernetes watch
+ * then gets 410 Expired). */
 int cache_replay(cache *c, int64_t after, const char *prefix, cache_watch_fn fn,
 		 void *arg);
 
