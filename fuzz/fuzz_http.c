@@ -62,6 +62,7 @@ static void setup(void)
 	api_options_init(&ao);
 	ao.listen_port = 0;
 	ao.read_timeout = 1;
+	ao.insecure = true; /* the fuzzer speaks plain HTTP */
 	if (api_new(st, &ao, &srv, err, sizeof err)) {
 		fprintf(stderr, "%s\n", err);
 		abort();

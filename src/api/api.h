@@ -10,6 +10,7 @@
 #ifndef SIGNALBOX_API_H
 #define SIGNALBOX_API_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +24,18 @@ typedef struct api_options {
 	int read_timeout;     /* seconds for a request to arrive; default 60 */
 	int bookmark_seconds; /* watch heartbeat period; default 30 */
 	size_t cache_events;  /* watch cache ring; default 10000 */
+	/* TLS: the serving certificate and key, and the CA that signs
+	 * client certificates (NULL: no client certificate login). With
+	 * insecure set, plain HTTP instead (local development only). */
+	const char *tls_cert_file;
+	const char *tls_key_file;
+	const char *client_ca_file;
+	bool insecure;
+	const char *token_auth_file; /* kube-apiserver static token CSV */
+	const char *audit_log_path;  /* NULL: no audit log */
+	const char *audit_policy_file;
+	size_t audit_max_bytes;	     /* rotate past this; default 100 MiB */
+	int audit_max_backups;	     /* rotated files kept; default 10 */
 } api_options;
 
 void api_options_init(api_options *o);

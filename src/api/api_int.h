@@ -20,6 +20,8 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <sys/queue.h>
+#include <openssl/ssl.h>
+#include <sys/time.h>
 #include <time.h>
 
 #include "api/api.h"
@@ -44,6 +46,15 @@ typedef enum api_verb {
 extern const char *const api_verb_names[VERB_COUNT];
 
 typedef struct api_req api_req;
+
+/* Who is asking (auth.c). groups ends with system:authenticated or
+ * system:unauthenticated. */
+typedef struct api_identity {
+	char *user;
+	char **groups;
+	size_t ngroups;
+	bool anonymous;
+} api_identity;
 
 /* A store transaction's completion, handed back to the loop. */
 typedef void (*api_done_fn)(api_req *r, int err, store_txn_result *res);
@@ -73,6 +84,11 @@ struct api_req {
 	bool generated;		   /* create: the name came from generateName */
 	bool dry_run_body;	   /* DeleteOptions said dryRun: ["All"] */
 	bool reply_scale;	   /* a scale write: answer with the Scale */
+	api_identity id;	   /* set by api_authenticate */
+	bool allowed;		   /* the authorizer's decision */
+	char *authz_reason;	   /* and its reason (owned) */
+	struct timeval received;   /* wall clock, for audit */
+	char audit_id[37];
 	int txn_err;		   /* set on the store thread */
 	store_txn_result *txn_res; /* idem; freed after done runs */
 	STAILQ_ENTRY(api_req) link;
@@ -111,6 +127,8 @@ struct api_server {
 	uint64_t docs_gen;
 	json_t *openapi_v2;
 	json_t *openapi_v3_paths;
+	struct api_auth *auth; /* auth.c */
+	SSL_CTX *ssl_ctx;      /* NULL: plain HTTP (--insecure-http) */
 	/* Open watch streams, to end them at shutdown. */
 	LIST_HEAD(, watch_stream) watches;
 	struct event *bookmark_timer;
@@ -133,6 +151,12 @@ char *api_key(const reg_type *t, const char *ns, const char *name);
 /* RFC 3339 timestamp of now, UTC, seconds. */
 void api_now(char buf[32]);
 
+/* A random UUID (v4) in out. */
+void api_uuid(char out[37]);
+/* Store obj (borrowed) at key unless the key exists, synchronously: for
+ * objects the server makes at start. 0 or a store error. */
+int api_store_create(api_server *a, const char *key, json_t *obj);
+
 /* ---- status.c ---- */
 /* Send a Status failure: e.g. (404, "NotFound", message, details or NULL
  * (stolen)). */
@@ -153,7 +177,14 @@ bool api_discovery(api_req *r);
 bool api_openapi(api_req *r);
 
 /* ---- objects.c ---- */
+/* r's verb from its method, name and ?watch. */
+void api_set_verb(api_req *r);
+/* Find r's type; sends 404 and returns false if there is none. */
+bool api_classify(api_req *r);
 void api_objects(api_req *r);
+/* The request body as a JSON object (JSON or Kubernetes protobuf); sends
+ * 400/415 and returns NULL on failure. */
+json_t *api_parse_body(api_req *r, bool strict);
 /* Bring an object into the form stored: apiVersion and kind of t/v,
  * metadata defaults (uid, creationTimestamp, generation, namespace),
  * schema defaulting and pruning, validation. Adds causes; returns their
@@ -183,6 +214,22 @@ void api_watch_bookmarks(api_server *a);
 bool api_wants_table(const api_req *r);
 json_t *api_table(api_req *r, cache_obj **objs, size_t n, const char *rv,
 		  const char *cont, int64_t remaining);
+
+/* ---- auth.c ---- */
+int api_auth_start(api_server *a, char *err, size_t errlen);
+void api_auth_free(api_server *a);
+void api_identity_clear(api_identity *id);
+/* Set r->id from its certificate or token; 401 and false on bad ones. */
+bool api_authenticate(api_req *r);
+/* RBAC on r (classified or not); 403 and false when denied. */
+bool api_authorize(api_req *r);
+/* Escalation checks on writes of roles and bindings; 403 and false. */
+bool api_authorize_write(api_req *r, const json_t *obj);
+/* The Kubernetes verb of r ("get", "list", ... or the HTTP method). */
+const char *api_k8s_verb(const api_req *r);
+void api_review(api_req *r);
+/* Record r at stage ("RequestReceived", "ResponseComplete", ...). */
+void api_audit(api_req *r, const char *stage, int code);
 
 /* ---- crd.c ---- */
 /* Follow CRD events: register types, set Established/NamesAccepted. */

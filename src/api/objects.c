@@ -137,26 +137,6 @@ static void reply_json_obj(api_req *r, int code, json_t *obj, int64_t rev)
 	api_reply_json(r, code, json_incref(obj));
 }
 
-static void uuid4(char out[37])
-{
-	unsigned char b[16];
-
-	if (getrandom(b, sizeof b, 0) != sizeof b)
-		memset(b, 0, sizeof b);
-	static const char hex[] = "0123456789abcdef";
-	char *p = out;
-
-	b[6] = (b[6] & 0x0f) | 0x40;
-	b[8] = (b[8] & 0x3f) | 0x80;
-	for (int i = 0; i < 16; i++) {
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			*p++ = '-';
-		*p++ = hex[b[i] >> 4];
-		*p++ = hex[b[i] & 15];
-	}
-	*p = '\0';
-}
-
 /* kube's generateName suffix: 5 characters from a consonant-heavy set. */
 static void name_suffix(char out[6])
 {
@@ -289,7 +269,7 @@ size_t api_prepare(api_req *r, json_t *obj, json_t *causes, json_t *unknown)
 
 /* Parse the request body as an object. Under fieldValidation=Strict a
  * duplicate field is an error. Sends 400 and returns NULL on failure. */
-static json_t *parse_body(api_req *r, bool strict)
+json_t *api_parse_body(api_req *r, bool strict)
 {
 	json_error_t e;
 	json_t *j;
@@ -754,7 +734,7 @@ static void do_create(api_req *r)
 
 	if (!ns_exists(r))
 		return;
-	obj = parse_body(r, fv_mode(r) == FV_STRICT);
+	obj = api_parse_body(r, fv_mode(r) == FV_STRICT);
 	if (!obj)
 		return;
 	api_version_of(r, av, sizeof av);
@@ -790,7 +770,7 @@ static void do_create(api_req *r)
 	if (!md_str(obj, "name") || !*md_str(obj, "name"))
 		add_cause(causes, "FieldValueRequired", "metadata.name",
 			  "Required value: name or generateName is required");
-	uuid4(uid);
+	api_uuid(uid);
 	api_now(now);
 	json_object_set_new(md(obj), "uid", json_string(uid));
 	json_object_set_new(md(obj), "creationTimestamp", json_string(now));
@@ -812,7 +792,7 @@ static void do_create(api_req *r)
 		api_fail_invalid(r, md_str(obj, "name"), causes);
 		goto out;
 	}
-	if (!field_check(r, unknown))
+	if (!field_check(r, unknown) || !api_authorize_write(r, obj))
 		goto out;
 	if (dry_run(r)) {
 		api_reply_json(r, 201, json_incref(obj));
@@ -931,7 +911,7 @@ static void update_with(api_req *r, cache_obj *cur, json_t *obj,
 		api_fail_invalid(r, r->name, causes);
 		goto out;
 	}
-	if (!field_check(r, unknown))
+	if (!field_check(r, unknown) || !api_authorize_write(r, obj))
 		goto out;
 	json_object_set_new(md(old), "resourceVersion", json_string(""));
 	json_object_set_new(md(obj), "resourceVersion", json_string(""));
@@ -987,7 +967,7 @@ static void do_update(api_req *r)
 	const char *name;
 	int64_t rv;
 
-	obj = parse_body(r, fv_mode(r) == FV_STRICT);
+	obj = api_parse_body(r, fv_mode(r) == FV_STRICT);
 	if (!obj)
 		return;
 	name = md_str(obj, "name");
@@ -1403,24 +1383,11 @@ static void dispatch(api_req *r)
 	}
 }
 
-void api_objects(api_req *r)
+void api_set_verb(api_req *r)
 {
-	enum evhttp_cmd_type m = evhttp_request_get_command(r->ev);
 	bool named = r->name != NULL;
 
-	r->type =
-	    reg_find(r->srv->reg, r->group, r->version, r->plural, &r->ver);
-	if (!r->type ||
-	    (r->sub && strcmp(r->sub, "status") && strcmp(r->sub, "scale")) ||
-	    (r->sub && !strcmp(r->sub, "status") && !r->ver->status) ||
-	    (r->sub && !strcmp(r->sub, "scale") && !r->ver->scale_spec_path) ||
-	    (named && r->type->namespaced && !r->ns)) {
-		r->type = NULL;
-		api_fail(r, 404, "NotFound", NULL,
-			 "the server could not find the requested resource");
-		return;
-	}
-	switch (m) {
+	switch (evhttp_request_get_command(r->ev)) {
 	case EVHTTP_REQ_GET:
 	case EVHTTP_REQ_HEAD:
 		r->verb = named			       ? VERB_GET
@@ -1442,9 +1409,33 @@ void api_objects(api_req *r)
 	default:
 		r->verb = VERB_NONE;
 	}
-	if (r->verb == VERB_CREATE && r->type->namespaced && !r->ns) {
+}
+
+bool api_classify(api_req *r)
+{
+	bool named = r->name != NULL;
+
+	r->type =
+	    reg_find(r->srv->reg, r->group, r->version, r->plural, &r->ver);
+	if (!r->type ||
+	    (r->sub && strcmp(r->sub, "status") && strcmp(r->sub, "scale")) ||
+	    (r->sub && !strcmp(r->sub, "status") && !r->ver->status) ||
+	    (r->sub && !strcmp(r->sub, "scale") && !r->ver->scale_spec_path) ||
+	    (named && r->type->namespaced && !r->ns) ||
+	    (r->verb == VERB_CREATE && r->type->namespaced && !r->ns &&
+	     !r->type->create_only)) {
+		r->type = NULL;
 		api_fail(r, 404, "NotFound", NULL,
 			 "the server could not find the requested resource");
+		return false;
+	}
+	return true;
+}
+
+void api_objects(api_req *r)
+{
+	if (r->type->create_only) {
+		api_review(r);
 		return;
 	}
 	if (r->sub && !strcmp(r->sub, "scale") &&

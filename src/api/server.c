@@ -13,9 +13,11 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,6 +26,7 @@
 #include <strings.h>
 
 #include "api/api_int.h"
+#include "security/pki.h"
 
 const char *const api_verb_names[VERB_COUNT] = {
     [VERB_NONE] = "",
@@ -50,6 +53,8 @@ void api_options_init(api_options *o)
 	o->read_timeout = 60;
 	o->bookmark_seconds = 30;
 	o->cache_events = 10000;
+	o->audit_max_bytes = 100u << 20;
+	o->audit_max_backups = 10;
 }
 
 /* ---- small helpers -------------------------------------------------- */
@@ -87,6 +92,25 @@ void api_now(char buf[32])
 
 	gmtime_r(&now, &tm);
 	strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void api_uuid(char out[37])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char b[16];
+	char *p = out;
+
+	if (getrandom(b, sizeof b, 0) != sizeof b)
+		memset(b, 0, sizeof b);
+	b[6] = (b[6] & 0x0f) | 0x40;
+	b[8] = (b[8] & 0x3f) | 0x80;
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			*p++ = '-';
+		*p++ = hex[b[i] >> 4];
+		*p++ = hex[b[i] & 15];
+	}
+	*p = '\0';
 }
 
 /* ---- metrics -------------------------------------------------------- */
@@ -226,6 +250,8 @@ static void req_free(api_req *r)
 	free(r->name);
 	free(r->sub);
 	free(r->body);
+	api_identity_clear(&r->id);
+	free(r->authz_reason);
 	if (r->key)
 		cache_hint_drop(r->srv->cache, r->key, r->val);
 	free(r->key);
@@ -254,6 +280,8 @@ void api_req_finish(api_req *r, int code)
 		       ? "GET"
 		       : "OTHER",
 		   res, code, secs);
+	if (r->id.user)
+		api_audit(r, "ResponseComplete", code);
 	if (r->long_running)
 		a->watchers--;
 	else
@@ -427,10 +455,18 @@ out:
 	return ok;
 }
 
+/* Authenticate, authorize (on the path's attributes, before anything
+ * says whether the resource exists), audit, then hand to the handler. */
 static void route(api_req *r)
 {
 	const char *p = r->path;
+	bool resource = parse_resource(r);
 
+	if (resource)
+		api_set_verb(r);
+	if (!api_authenticate(r) || !api_authorize(r))
+		return;
+	api_audit(r, "RequestReceived", 0);
 	if (!strcmp(p, "/livez") || !strcmp(p, "/readyz") ||
 	    !strcmp(p, "/healthz")) {
 		api_reply(r, 200, "text/plain; charset=utf-8", "ok", 2);
@@ -442,8 +478,9 @@ static void route(api_req *r)
 	}
 	if (api_discovery(r) || api_openapi(r))
 		return;
-	if (parse_resource(r)) {
-		api_objects(r);
+	if (resource) {
+		if (api_classify(r))
+			api_objects(r);
 		return;
 	}
 	api_fail(r, 404, "NotFound", NULL,
@@ -479,6 +516,8 @@ static void on_request(struct evhttp_request *ev, void *arg)
 	r->srv = a;
 	r->ev = ev;
 	TAILQ_INIT(&r->query);
+	gettimeofday(&r->received, NULL);
+	api_uuid(r->audit_id);
 	nodelay(ev);
 	clock_gettime(CLOCK_MONOTONIC, &r->start);
 	a->inflight++;
@@ -509,37 +548,65 @@ static void on_request(struct evhttp_request *ev, void *arg)
 	route(r);
 }
 
-/* ---- set up ----------------------------------------------------------------
- */
+/* ---- set up ---------------------------------------------------------- */
+
+/* Every connection speaks TLS: a plain HTTP request fails the handshake
+ * and the connection is closed. */
+static struct bufferevent *tls_bev(struct event_base *base, void *arg)
+{
+	api_server *a = arg;
+	SSL *ssl = SSL_new(a->ssl_ctx);
+	struct bufferevent *bev;
+
+	if (!ssl)
+		return NULL;
+	bev = bufferevent_openssl_socket_new(base, -1, ssl,
+					     BUFFEREVENT_SSL_ACCEPTING,
+					     BEV_OPT_CLOSE_ON_FREE);
+	if (bev)
+		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+int api_store_create(api_server *a, const char *key, json_t *obj)
+{
+	store_cmp cmp = {key, STORE_CMP_CREATE, STORE_CMP_EQ, 0};
+	store_op put = {.type = STORE_OP_PUT, .key = key};
+	store_txn txn = {&cmp, 1, &put, 1, NULL, 0};
+	store_txn_result res;
+	char *val = json_dumps(obj, JSON_COMPACT);
+	int rc;
+
+	if (!val)
+		return STORE_ENOMEM;
+	put.value = val;
+	put.value_len = strlen(val);
+	rc = store_txn_run(a->st, &txn, &res);
+	if (rc == 0)
+		store_txn_result_free(&res);
+	free(val);
+	return rc;
+}
 
 static int ensure_default_namespace(api_server *a)
 {
 	const reg_type *t = reg_find(a->reg, "", "v1", "namespaces", NULL);
 	char *key = api_key(t, NULL, "default");
-	char now[32], *val;
-	store_cmp cmp = {key, STORE_CMP_CREATE, STORE_CMP_EQ, 0};
-	store_op put = {.type = STORE_OP_PUT, .key = key};
-	store_txn txn = {&cmp, 1, &put, 1, NULL, 0};
-	store_txn_result res;
+	char now[32], uid[37];
 	json_t *ns;
 	int rc;
 
 	if (!key)
 		return STORE_ENOMEM;
 	api_now(now);
-	ns = json_pack("{s:s, s:s, s:{s:s, s:s, s:I}, s:{s:[s]}, s:{s:s}}",
+	api_uuid(uid);
+	ns = json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:I}, s:{s:[s]}, s:{s:s}}",
 		       "apiVersion", "v1", "kind", "Namespace", "metadata",
-		       "name", "default", "creationTimestamp", now,
+		       "name", "default", "uid", uid, "creationTimestamp", now,
 		       "generation", (json_int_t)1, "spec", "finalizers",
 		       "kubernetes", "status", "phase", "Active");
-	val = json_dumps(ns, JSON_COMPACT);
+	rc = ns ? api_store_create(a, key, ns) : STORE_ENOMEM;
 	json_decref(ns);
-	put.value = val;
-	put.value_len = val ? strlen(val) : 0;
-	rc = val ? store_txn_run(a->st, &txn, &res) : STORE_ENOMEM;
-	if (rc == 0)
-		store_txn_result_free(&res);
-	free(val);
 	free(key);
 	return rc;
 }
@@ -596,6 +663,14 @@ int api_new(store *s, const api_options *o, api_server **out, char *err,
 		snprintf(err, errlen, "cannot register the stored CRDs");
 		goto fail;
 	}
+	if (api_auth_start(a, err, errlen))
+		goto fail;
+	if (!o->insecure) {
+		a->ssl_ctx = pki_server_ctx(o->tls_cert_file, o->tls_key_file,
+					    o->client_ca_file, err, errlen);
+		if (!a->ssl_ctx)
+			goto fail;
+	}
 	a->http = evhttp_new(a->base);
 	if (!a->http)
 		goto fail;
@@ -608,6 +683,8 @@ int api_new(store *s, const api_options *o, api_server **out, char *err,
 				       EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);
 	evhttp_set_default_content_type(a->http, "application/json");
 	evhttp_set_gencb(a->http, on_request, a);
+	if (a->ssl_ctx)
+		evhttp_set_bevcb(a->http, tls_bev, a);
 	a->sock = evhttp_bind_socket_with_handle(a->http, o->listen_host,
 						 (ev_uint16_t)o->listen_port);
 	if (!a->sock) {
@@ -676,7 +753,10 @@ void api_free(api_server *a)
 		api_watch_shutdown(a);
 	if (a->http)
 		evhttp_free(a->http);
+	api_auth_free(a);
 	cache_close(a->cache);
+	if (a->ssl_ctx)
+		SSL_CTX_free(a->ssl_ctx);
 	if (a->wake)
 		event_free(a->wake);
 	if (a->wake_fd >= 0)

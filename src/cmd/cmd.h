@@ -15,4 +15,25 @@ int cmd_serve(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 
+/* token.c */
+int cmd_token(int argc, char **argv);
+
+/* audit.c */
+int cmd_audit(int argc, char **argv);
+
+/* kubeconfig.c: the admin kubeconfig serve writes, read back by the
+ * commands that call the API. */
+typedef struct kubeconfig {
+	char *server;	/* https://host:port */
+	char *ca_pem;	/* may be NULL */
+	char *cert_pem; /* may be NULL */
+	char *key_pem;	/* may be NULL */
+} kubeconfig;
+/* Write path (mode 0600, atomically) for server, with the CA and client
+ * certificate and key files inlined (cert and key may be NULL). */
+int kubeconfig_write(const char *path, const char *server, const char *ca,
+		     const char *cert, const char *key);
+int kubeconfig_read(const char *path, kubeconfig *kc);
+void kubeconfig_free(kubeconfig *kc);
+
 #endif

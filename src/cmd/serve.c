@@ -17,7 +17,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include "api/api.h"
+#include "security/pki.h"
 #include "cmd/cmd.h"
 #include "store/store.h"
 
@@ -81,49 +84,57 @@ bad:
 	return -1;
 }
 
-/* DIR/admin.kubeconfig, mode 0600, written whole or not at all. */
-static int write_kubeconfig(const char *dir, const char *host, int port)
-{
-	char path[4096], tmp[4200];
-	FILE *f;
-	int fd;
+#define MAX_SANS 32
 
-	snprintf(path, sizeof path, "%s/admin.kubeconfig", dir);
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	f = fd >= 0 ? fdopen(fd, "w") : NULL;
-	if (!f) {
-		fprintf(stderr, "signalbox serve: cannot write %s: %s\n", tmp,
-			strerror(errno));
-		if (fd >= 0)
-			close(fd);
+/* The address a local client dials for host. */
+static const char *client_host(const char *host)
+{
+	if (!strcmp(host, "0.0.0.0") || !*host)
+		return "127.0.0.1";
+	if (!strcmp(host, "::"))
+		return "::1";
+	return host;
+}
+
+/* DIR/pki: the cluster CA, serving and admin certificates, made on first
+ * start (pki_ensure), reused after. Plain HTTP is allowed only when asked
+ * for, and then loudly. */
+static int setup_security(const store_options *o, api_options *ao,
+			  const char *host, const char **sans, size_t nsans,
+			  char *pki, size_t len)
+{
+	char err[512];
+	bool reissued = false;
+
+	snprintf(pki, len, "%s/pki", o->data_dir);
+	if (ao->insecure) {
+		fprintf(stderr,
+			"signalbox serve: WARNING: --insecure-http: serving "
+			"plain HTTP with no authentication or encryption. "
+			"Anyone who can reach %s may do anything. For local "
+			"development only.\n",
+			host);
+		return 0;
+	}
+	if ((ao->tls_cert_file == NULL) != (ao->tls_key_file == NULL)) {
+		fprintf(stderr, "signalbox serve: --tls-cert-file and "
+				"--tls-private-key-file go together\n");
 		return -1;
 	}
-	fprintf(f,
-		"apiVersion: v1\n"
-		"kind: Config\n"
-		"clusters:\n"
-		"- name: signalbox\n"
-		"  cluster:\n"
-		"    server: http://%s%s%s:%d\n"
-		"contexts:\n"
-		"- name: signalbox\n"
-		"  context:\n"
-		"    cluster: signalbox\n"
-		"    user: admin\n"
-		"    namespace: default\n"
-		"current-context: signalbox\n"
-		"users:\n"
-		"- name: admin\n"
-		"  user: {}\n",
-		strchr(host, ':') ? "[" : "", host,
-		strchr(host, ':') ? "]" : "", port);
-	if (fflush(f) != 0 || fsync(fileno(f)) != 0 || fclose(f) != 0 ||
-	    rename(tmp, path) != 0) {
-		fprintf(stderr, "signalbox serve: cannot write %s: %s\n", path,
+	sans[nsans++] = host;
+	if (mkdir(pki, 0700) != 0 && errno != EEXIST) {
+		fprintf(stderr, "signalbox serve: cannot create %s: %s\n", pki,
 			strerror(errno));
 		return -1;
 	}
+	if (pki_ensure(pki, sans, nsans, &reissued, err, sizeof err) != 0) {
+		fprintf(stderr, "signalbox serve: %s\n", err);
+		return -1;
+	}
+	if (reissued)
+		fprintf(stderr, "signalbox serve: reissued %s/server.crt for "
+				"new names\n",
+			pki);
 	return 0;
 }
 
@@ -151,6 +162,10 @@ int cmd_serve(int argc, char **argv)
 	char err[512] = "", host[256] = "127.0.0.1";
 	struct event *sigterm, *sigint;
 	struct timespec t0, t1;
+	const char *sans[MAX_SANS], *audit_path = NULL;
+	size_t nsans = 0;
+	char pki[4096], cert[4200], key[4200], ca[4200], admin_cert[4200],
+		admin_key[4200], url[600], audit_default[4200], kcpath[4200];
 	sigset_t set;
 	store *s;
 	int c, rc, port = 6443;
@@ -191,6 +206,42 @@ int cmd_serve(int argc, char **argv)
 					&o.history_seconds))
 				return 2;
 			break;
+		case 'C':
+			ao.tls_cert_file = optarg;
+			break;
+		case 'K':
+			ao.tls_key_file = optarg;
+			break;
+		case 'S':
+			if (nsans < MAX_SANS)
+				sans[nsans++] = optarg;
+			break;
+		case 'I':
+			ao.insecure = true;
+			break;
+		case 'T':
+			ao.token_auth_file = optarg;
+			break;
+		case 'A':
+			audit_path = optarg;
+			break;
+		case 'P':
+			ao.audit_policy_file = optarg;
+			break;
+		case 'M':
+		case 'B': {
+			int64_t v;
+
+			if (parse_count(c == 'M' ? "--audit-log-maxsize"
+						 : "--audit-log-maxbackup",
+					optarg, &v))
+				return 2;
+			if (c == 'M')
+				ao.audit_max_bytes = (size_t)v << 20;
+			else
+				ao.audit_max_backups = (int)v;
+			break;
+		}
 		case 'h':
 			fputs(serve_usage, stdout);
 			return 0;
@@ -233,13 +284,49 @@ int cmd_serve(int argc, char **argv)
 	}
 	ao.listen_host = host;
 	ao.listen_port = port;
+	if (setup_security(&o, &ao, host, sans, nsans, pki, sizeof pki) != 0) {
+		store_close(s);
+		return 1;
+	}
+	snprintf(ca, sizeof ca, "%s/ca.crt", pki);
+	snprintf(cert, sizeof cert, "%s/server.crt", pki);
+	snprintf(key, sizeof key, "%s/server.key", pki);
+	snprintf(admin_cert, sizeof admin_cert, "%s/admin.crt", pki);
+	snprintf(admin_key, sizeof admin_key, "%s/admin.key", pki);
+	if (!ao.tls_cert_file) {
+		ao.tls_cert_file = cert;
+		ao.tls_key_file = key;
+	}
+	ao.client_ca_file = ca;
+	snprintf(audit_default, sizeof audit_default, "%s/audit", o.data_dir);
+	if (!audit_path && mkdir(audit_default, 0700) != 0 && errno != EEXIST) {
+		fprintf(stderr, "signalbox serve: cannot create %s: %s\n",
+			audit_default, strerror(errno));
+		store_close(s);
+		return 1;
+	}
+	snprintf(audit_default, sizeof audit_default, "%s/audit/audit.log",
+		 o.data_dir);
+	ao.audit_log_path = audit_path ? (strcmp(audit_path, "-")
+						  ? audit_path
+						  : NULL)
+				       : audit_default;
 	if (api_new(s, &ao, &api, err, sizeof err) != 0) {
 		fprintf(stderr, "signalbox serve: %s\n", err);
 		store_close(s);
 		return 1;
 	}
 	port = api_port(api);
-	if (write_kubeconfig(o.data_dir, host, port) != 0) {
+	snprintf(url, sizeof url, "%s://%s%s%s:%d", ao.insecure ? "http" : "https",
+		 strchr(client_host(host), ':') ? "[" : "", client_host(host),
+		 strchr(client_host(host), ':') ? "]" : "", port);
+	snprintf(kcpath, sizeof kcpath, "%s/admin.kubeconfig", o.data_dir);
+	if (kubeconfig_write(kcpath, url,
+			     ao.insecure ? NULL
+			     : ao.tls_cert_file == cert ? ca
+							: ao.tls_cert_file,
+			     ao.insecure ? NULL : admin_cert,
+			     ao.insecure ? NULL : admin_key) != 0) {
 		api_free(api);
 		store_close(s);
 		return 1;
@@ -251,10 +338,10 @@ int cmd_serve(int argc, char **argv)
 	evsignal_add(sigint, NULL);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	fprintf(stderr,
-		"signalbox serve: ready on http://%s:%d in %.0f ms (store %s at "
+		"signalbox serve: ready on %s in %.0f ms (store %s at "
 		"revision %lld); use it with: KUBECONFIG=%s/admin.kubeconfig "
 		"kubectl get crd\n",
-		host, port,
+		url,
 		(double)(t1.tv_sec - t0.tv_sec) * 1e3 +
 			(double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
 		o.data_dir, (long long)store_revision(s), o.data_dir);

@@ -122,10 +122,125 @@ static const char lease_crd[] =
 	"'strategy':{'type':'string'},"
 	"'preferredHolder':{'type':'string'}}}}}}}]}}";
 
+
+/* RBAC (rbac.authorization.k8s.io/v1). */
+#define RULES                                                                 \
+	"'rules':{'type':'array','items':{'type':'object',"                  \
+	"'required':['verbs'],'properties':{"                                 \
+	"'apiGroups':{'type':'array','items':{'type':'string'}},"             \
+	"'resources':{'type':'array','items':{'type':'string'}},"             \
+	"'resourceNames':{'type':'array','items':{'type':'string'}},"         \
+	"'nonResourceURLs':{'type':'array','items':{'type':'string'}},"       \
+	"'verbs':{'type':'array','items':{'type':'string'}}}}}"
+#define SUBJECTS                                                              \
+	"'subjects':{'type':'array','items':{'type':'object',"               \
+	"'required':['kind','name'],'properties':{"                          \
+	"'kind':{'type':'string'},'apiGroup':{'type':'string'},"             \
+	"'name':{'type':'string'},'namespace':{'type':'string'}}}},"          \
+	"'roleRef':{'type':'object','required':['apiGroup','kind','name'],"   \
+	"'properties':{'apiGroup':{'type':'string'},'kind':{'type':'string',"  \
+	"'enum':['Role','ClusterRole']},'name':{'type':'string'}}}"
+#define RBAC_CRD(plural, singular, kind, scope, props, cols)                 \
+	"{'apiVersion':'apiextensions.k8s.io/v1',"                            \
+	"'kind':'CustomResourceDefinition',"                                  \
+	"'metadata':{'name':'" plural ".rbac.authorization.k8s.io'},"         \
+	"'spec':{'group':'rbac.authorization.k8s.io','scope':'" scope "',"    \
+	"'names':{'plural':'" plural "','singular':'" singular "',"           \
+	"'kind':'" kind "','listKind':'" kind "List'},"                       \
+	"'versions':[{'name':'v1','served':true,'storage':true,"              \
+	"'additionalPrinterColumns':[" cols "],"                              \
+	"'schema':{'openAPIV3Schema':{'type':'object','properties':{"          \
+	TYPEMETA "," META "," props "}}}}]}}"
+#define CREATED_AT                                                            \
+	"{'name':'Created At','type':'string','format':'date-time',"          \
+	"'jsonPath':'.metadata.creationTimestamp'}"
+#define BINDING_COLS                                                          \
+	"{'name':'Role','type':'string','jsonPath':'.roleRef.name'},"        \
+	"{'name':'Age','type':'date','jsonPath':'.metadata.creationTimestamp'},"\
+	"{'name':'Users','type':'string','priority':1,"                       \
+	"'jsonPath':'.subjects[?(@.kind==\\\"User\\\")].name'},"               \
+	"{'name':'Groups','type':'string','priority':1,"                      \
+	"'jsonPath':'.subjects[?(@.kind==\\\"Group\\\")].name'},"              \
+	"{'name':'ServiceAccounts','type':'string','priority':1,"             \
+	"'jsonPath':'.subjects[?(@.kind==\\\"ServiceAccount\\\")].name'}"
+
+static const char role_crd[] =
+	RBAC_CRD("roles", "role", "Role", "Namespaced", RULES, CREATED_AT);
+static const char clusterrole_crd[] =
+	RBAC_CRD("clusterroles", "clusterrole", "ClusterRole", "Cluster",
+		 RULES ",'aggregationRule':{'type':'object',"
+		 "'properties':{'clusterRoleSelectors':{'type':'array',"
+		 "'items':{'type':'object',"
+		 "'x-kubernetes-preserve-unknown-fields':true}}}}",
+		 CREATED_AT);
+static const char rolebinding_crd[] =
+	RBAC_CRD("rolebindings", "rolebinding", "RoleBinding", "Namespaced",
+		 SUBJECTS, BINDING_COLS);
+static const char clusterrolebinding_crd[] =
+	RBAC_CRD("clusterrolebindings", "clusterrolebinding",
+		 "ClusterRoleBinding", "Cluster", SUBJECTS, BINDING_COLS);
+
+/* Reviews (authorization.k8s.io/v1): answered, never stored. The
+ * annotation marks a type the API serves with create only. */
+#define REVIEW_CRD(plural, singular, kind, scope)                             \
+	"{'apiVersion':'apiextensions.k8s.io/v1',"                            \
+	"'kind':'CustomResourceDefinition',"                                  \
+	"'metadata':{'name':'" plural ".authorization.k8s.io',"               \
+	"'annotations':{'signalbox.dev/verbs':'create'}},"                    \
+	"'spec':{'group':'authorization.k8s.io','scope':'" scope "',"         \
+	"'names':{'plural':'" plural "','singular':'" singular "',"           \
+	"'kind':'" kind "'},"                                                 \
+	"'versions':[{'name':'v1','served':true,'storage':true,"              \
+	"'schema':{'openAPIV3Schema':{'type':'object','properties':{"          \
+	TYPEMETA "," META ",'spec':{'type':'object',"                          \
+	"'x-kubernetes-preserve-unknown-fields':true},"                       \
+	"'status':{'type':'object',"                                          \
+	"'x-kubernetes-preserve-unknown-fields':true}}}}}]}}"
+
+static const char ssar_crd[] = REVIEW_CRD("selfsubjectaccessreviews",
+	"selfsubjectaccessreview", "SelfSubjectAccessReview", "Cluster");
+static const char ssrr_crd[] = REVIEW_CRD("selfsubjectrulesreviews",
+	"selfsubjectrulesreview", "SelfSubjectRulesReview", "Cluster");
+static const char sar_crd[] = REVIEW_CRD("subjectaccessreviews",
+	"subjectaccessreview", "SubjectAccessReview", "Cluster");
+static const char lsar_crd[] = REVIEW_CRD("localsubjectaccessreviews",
+	"localsubjectaccessreview", "LocalSubjectAccessReview", "Namespaced");
+
+/* Minted bearer tokens (signalbox token create): only their SHA-256 is
+ * stored, as the object's name. */
+static const char token_crd[] =
+	"{'apiVersion':'apiextensions.k8s.io/v1',"
+	"'kind':'CustomResourceDefinition',"
+	"'metadata':{'name':'tokens.auth.signalbox.dev'},"
+	"'spec':{'group':'auth.signalbox.dev','scope':'Cluster',"
+	"'names':{'plural':'tokens','singular':'token','kind':'Token'},"
+	"'versions':[{'name':'v1','served':true,'storage':true,"
+	"'additionalPrinterColumns':["
+	"{'name':'User','type':'string','jsonPath':'.spec.user'},"
+	"{'name':'Expires','type':'string','jsonPath':'.spec.expiresAt'},"
+	"{'name':'Age','type':'date','jsonPath':'.metadata.creationTimestamp'}],"
+	"'schema':{'openAPIV3Schema':{'type':'object','description':"
+	"'A bearer token: the object is named by the SHA-256 of the token, "
+	"which is shown once and never stored.','properties':{" TYPEMETA ","
+	META ",'spec':{'type':'object','required':['user'],'properties':{"
+	"'user':{'type':'string','minLength':1},"
+	"'groups':{'type':'array','items':{'type':'string'}},"
+	"'expiresAt':{'type':'string','format':'date-time'},"
+	"'description':{'type':'string'}}}}}}}]}}";
+
 const char *const reg_builtin_crds[] = {
 	namespace_crd,
 	crd_crd,
 	lease_crd,
+	role_crd,
+	clusterrole_crd,
+	rolebinding_crd,
+	clusterrolebinding_crd,
+	ssar_crd,
+	ssrr_crd,
+	sar_crd,
+	lsar_crd,
+	token_crd,
 	NULL,
 };
 /* clang-format on */

@@ -381,6 +381,12 @@ static reg_type *type_from_crd(const json_t *crd, bool builtin, char *err,
 	t->categories =
 	    str_array(json_object_get(names, "categories"), &t->ncategories);
 	t->namespaced = !strcmp(jstr(spec, "scope") ?: "", "Namespaced");
+	t->create_only = builtin &&
+			 !strcmp(jstr(json_object_get(json_object_get(crd, "metadata"),
+						      "annotations"),
+				      "signalbox.dev/verbs")
+					 ?: "",
+				 "create");
 	if (asprintf(&t->crd_name, "%s%s%s", t->plural, *t->group ? "." : "",
 		     t->group) < 0)
 		t->crd_name = NULL;

@@ -62,6 +62,7 @@ typedef struct reg_type {
 	size_t nversions;
 	char *crd_name;	  /* "<plural>.<group>" */
 	bool builtin;	  /* compiled in; its CRD object is not stored */
+	bool create_only; /* a review: answered on create, never stored */
 	char *key_prefix; /* "/registry/<group or core>/<plural>/" */
 	json_t *crd;	  /* the CRD object it came from (owned) */
 } reg_type;
