@@ -14,6 +14,8 @@ static const struct {
     {"serve", cmd_serve, "run the control plane on a data directory"},
     {"backup", cmd_backup, "copy a data directory's database, live"},
     {"restore", cmd_restore, "put a backup back into a data directory"},
+    {"token", cmd_token, "create or revoke a bearer token"},
+    {"audit", cmd_audit, "verify the audit log's hash chain"},
 };
 
 static void usage(FILE *f)
