@@ -84,6 +84,12 @@ struct api_req {
 	bool generated;		   /* create: the name came from generateName */
 	bool dry_run_body;	   /* DeleteOptions said dryRun: ["All"] */
 	bool reply_scale;	   /* a scale write: answer with the Scale */
+	/* Copied on arrival: the audit record is written after evhttp may
+	 * have freed ev (a watch whose client went away). */
+	enum evhttp_cmd_type method;
+	char *uri;		   /* as sent, with the query */
+	char *user_agent;	   /* or NULL */
+	char *peer;		   /* client address, or NULL */
 	api_identity id;	   /* set by api_authenticate */
 	bool allowed;		   /* the authorizer's decision */
 	char *authz_reason;	   /* and its reason (owned) */

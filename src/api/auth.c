@@ -189,7 +189,7 @@ const char *api_k8s_verb(const api_req *r)
 
 	if (r->verb != VERB_NONE)
 		return k8s_verbs[r->verb];
-	switch (evhttp_request_get_command(r->ev)) {
+	switch (r->method) {
 	case EVHTTP_REQ_GET:
 		m = "get";
 		break;
@@ -424,12 +424,9 @@ void api_audit(api_req *r, const char *stage, int code)
 	audit_attrs aa;
 	audit_request ar;
 	rbac_attrs ra;
-	char *peer = NULL;
-	const char *ips[2] = {NULL, NULL};
-	ev_uint16_t port = 0;
+	const char *ips[2] = {r->peer, NULL};
 	json_t *ev, *req = NULL;
 	int level, bit = stage_bit(stage);
-	struct evhttp_connection *c = evhttp_request_get_connection(r->ev);
 
 	if (!au || !au->audit || bit <= 0)
 		return;
@@ -449,17 +446,13 @@ void api_audit(api_req *r, const char *stage, int code)
 	if (level == AUDIT_LEVEL_NONE ||
 	    (audit_policy_omit_stages(au->policy, &aa) & (unsigned)bit))
 		return;
-	if (c)
-		evhttp_connection_get_peer(c, &peer, &port);
-	ips[0] = peer;
 	memset(&ar, 0, sizeof ar);
 	ar.attrs = &aa;
 	ar.audit_id = r->audit_id;
-	ar.request_uri = evhttp_request_get_uri(r->ev);
+	ar.request_uri = r->uri;
 	ar.api_version = r->version;
-	ar.source_ips = peer ? ips : NULL;
-	ar.user_agent = evhttp_find_header(
-		evhttp_request_get_input_headers(r->ev), "User-Agent");
+	ar.source_ips = r->peer ? ips : NULL;
+	ar.user_agent = r->user_agent;
 	ar.received.tv_sec = r->received.tv_sec;
 	ar.received.tv_nsec = (long)r->received.tv_usec * 1000;
 	ar.code = code;

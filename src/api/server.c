@@ -252,6 +252,9 @@ static void req_free(api_req *r)
 	free(r->body);
 	api_identity_clear(&r->id);
 	free(r->authz_reason);
+	free(r->uri);
+	free(r->user_agent);
+	free(r->peer);
 	if (r->key)
 		cache_hint_drop(r->srv->cache, r->key, r->val);
 	free(r->key);
@@ -276,7 +279,7 @@ void api_req_finish(api_req *r, int code)
 			 r->sub ? "/" : "", r->sub ? r->sub : "");
 	metric_add(a,
 		   r->verb ? api_verb_names[r->verb]
-		   : evhttp_request_get_command(r->ev) == EVHTTP_REQ_GET
+		   : r->method == EVHTTP_REQ_GET
 		       ? "GET"
 		       : "OTHER",
 		   res, code, secs);
@@ -518,6 +521,20 @@ static void on_request(struct evhttp_request *ev, void *arg)
 	TAILQ_INIT(&r->query);
 	gettimeofday(&r->received, NULL);
 	api_uuid(r->audit_id);
+	r->method = evhttp_request_get_command(ev);
+	r->uri = strdup(evhttp_request_get_uri(ev));
+	{
+		const char *ua = evhttp_find_header(
+			evhttp_request_get_input_headers(ev), "User-Agent");
+		struct evhttp_connection *c = evhttp_request_get_connection(ev);
+		char *peer = NULL;
+		ev_uint16_t port = 0;
+
+		r->user_agent = ua ? strdup(ua) : NULL;
+		if (c)
+			evhttp_connection_get_peer(c, &peer, &port);
+		r->peer = peer ? strdup(peer) : NULL;
+	}
 	nodelay(ev);
 	clock_gettime(CLOCK_MONOTONIC, &r->start);
 	a->inflight++;

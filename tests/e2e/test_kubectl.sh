@@ -29,10 +29,10 @@ pass "server starts and logs 'ready on'"
 T=$SB_WORK/t
 mkdir -p "$T"
 
-if [ -s "$KUBECONFIG" ] && grep -q "server: http://127.0.0.1:$SB_PORT" "$KUBECONFIG"; then
-	pass "admin.kubeconfig written with the server address"
+if [ -s "$KUBECONFIG" ] && grep -q "server: https://127.0.0.1:$SB_PORT" "$KUBECONFIG"; then
+	pass "admin.kubeconfig written with the https server address"
 else
-	fail "admin.kubeconfig written with the server address"
+	fail "admin.kubeconfig written with the https server address"
 fi
 
 # ------------------------------------------------------------------------------
