@@ -138,6 +138,7 @@ struct api_server {
 	/* Open watch streams, to end them at shutdown. */
 	LIST_HEAD(, watch_stream) watches;
 	struct event *bookmark_timer;
+	struct event *flush_timer;
 };
 
 /* ---- server.c ---- */
@@ -224,6 +225,8 @@ json_t *api_table(api_req *r, cache_obj **objs, size_t n, const char *rv,
 /* ---- auth.c ---- */
 int api_auth_start(api_server *a, char *err, size_t errlen);
 void api_auth_free(api_server *a);
+/* Make the audit records written so far durable (a 1 s timer). */
+void api_auth_flush(api_server *a);
 void api_identity_clear(api_identity *id);
 /* Set r->id from its certificate or token; 401 and false on bad ones. */
 bool api_authenticate(api_req *r);

@@ -583,6 +583,12 @@ int api_auth_start(api_server *a, char *err, size_t errlen)
 	return 0;
 }
 
+void api_auth_flush(api_server *a)
+{
+	if (a->auth && a->auth->audit)
+		audit_flush(a->auth->audit);
+}
+
 void api_auth_free(api_server *a)
 {
 	struct api_auth *au = a->auth;

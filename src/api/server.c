@@ -628,6 +628,13 @@ static int ensure_default_namespace(api_server *a)
 	return rc;
 }
 
+static void on_flush_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	api_auth_flush(arg);
+}
+
 static void on_bookmark_timer(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -723,6 +730,11 @@ int api_new(store *s, const api_options *o, api_server **out, char *err,
 	tv.tv_sec = o->bookmark_seconds > 0 ? o->bookmark_seconds : 30;
 	tv.tv_usec = 0;
 	event_add(a->bookmark_timer, &tv);
+	a->flush_timer = event_new(a->base, -1, EV_PERSIST, on_flush_timer, a);
+	if (a->flush_timer) {
+		tv.tv_sec = 1;
+		event_add(a->flush_timer, &tv);
+	}
 	*out = a;
 	return 0;
 fail:
@@ -780,6 +792,8 @@ void api_free(api_server *a)
 		close(a->wake_fd);
 	if (a->bookmark_timer)
 		event_free(a->bookmark_timer);
+	if (a->flush_timer)
+		event_free(a->flush_timer);
 	reg_free(a->reg);
 	json_decref(a->openapi_v2);
 	json_decref(a->openapi_v3_paths);
