@@ -27,6 +27,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static char dir[256], p_one[300], p_old[300], p_new[300], p_anchor[300],
     p_new_anchor[300], p_one1[300];
 
+static void cleanup(void)
+{
+	const char *const files[] = {p_one, p_one1, p_anchor,
+				     p_old, p_new,  p_new_anchor};
+	size_t i;
+
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		unlink(files[i]);
+	rmdir(dir);
+}
+
 static void init(void)
 {
 	const char *base = access("/dev/shm", W_OK) ? "/tmp" : "/dev/shm";
@@ -42,6 +53,7 @@ static void init(void)
 	snprintf(p_old, sizeof(p_old), "%s/two.1", dir);
 	snprintf(p_new, sizeof(p_new), "%s/two", dir);
 	snprintf(p_new_anchor, sizeof(p_new_anchor), "%s/two.anchor", dir);
+	atexit(cleanup);
 }
 
 static void put(const char *path, const uint8_t *p, size_t n)
