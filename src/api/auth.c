@@ -226,6 +226,11 @@ static void attrs_of(const api_req *r, rbac_attrs *a)
 		a->subresource = r->sub;
 		a->name = r->name;
 		a->ns = r->ns;
+		/* As Kubernetes' RequestInfo: a namespace is in itself, so a
+		 * RoleBinding there lets its user read it. */
+		if (!a->ns && r->name && !*r->group &&
+		    !strcmp(r->plural, "namespaces"))
+			a->ns = r->name;
 	} else {
 		a->path = r->path;
 		if (!strcmp(a->verb, "head"))
@@ -402,7 +407,6 @@ void api_review(api_req *r)
 			json_object_get(obj, "spec"), "namespace"));
 		json_t *rules = rbac_rules_for(r->srv->auth->rbac, &u, ns);
 
-		json_object_set_new(rules, "incomplete", json_false());
 		json_object_set_new(obj, "status", rules);
 		api_reply_json(r, 201, obj);
 		return;
