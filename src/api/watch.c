@@ -331,6 +331,7 @@ void api_watch(api_req *r)
 	evhttp_add_header(h, "Content-Type", "application/json");
 	evhttp_add_header(h, "Cache-Control", "no-cache, private");
 	evhttp_send_reply_start(r->ev, 200, "OK");
+	api_audit(r, "ResponseStarted", 200);
 	w->conn = evhttp_request_get_connection(r->ev);
 	if (w->conn) {
 		/* A watch may sit idle for long: no read timeout, but a write
