@@ -91,6 +91,9 @@ struct api_req {
 	char *user_agent;	   /* or NULL */
 	char *peer;		   /* client address, or NULL */
 	api_identity id;	   /* set by api_authenticate */
+	bool auth_failed;	   /* 401: audited at ResponseStarted */
+	const char *resp_body;	   /* the reply, during api_req_finish */
+	size_t resp_len;
 	bool allowed;		   /* the authorizer's decision */
 	char *authz_reason;	   /* and its reason (owned) */
 	struct timeval received;   /* wall clock, for audit */

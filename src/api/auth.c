@@ -146,6 +146,7 @@ bool api_authenticate(api_req *r)
 	}
 	if (rc != -ENOENT) {
 		/* A bad token, never logged. */
+		r->auth_failed = true;
 		api_fail(r, 401, "Unauthorized", NULL, "Unauthorized");
 		return false;
 	}
@@ -160,9 +161,17 @@ bool api_authenticate(api_req *r)
 				return true;
 		}
 		if (rc != -ENOENT) {
+			r->auth_failed = true;
 			api_fail(r, 401, "Unauthorized", NULL, "Unauthorized");
 			return false;
 		}
+	}
+	if (!r->srv->ssl_ctx) {
+		/* --insecure-http: like kube-apiserver's old insecure port,
+		 * whoever connects is an administrator (serve warns). */
+		static const char *const masters[] = {"system:masters"};
+
+		return identity_set(&r->id, "system:admin", masters, 1) == 0;
 	}
 	identity_set(&r->id, "system:anonymous", NULL, 0);
 	r->id.anonymous = true;
@@ -260,13 +269,13 @@ static void forbid(api_req *r)
 	d = json_pack("{s:s, s:s}", "group", r->group, "kind", r->plural);
 	if (r->name)
 		json_object_set_new(d, "name", json_string(r->name));
-	if (r->ns)
+	if (r->ns || (r->name && !*r->group && !strcmp(r->plural, "namespaces")))
 		api_fail(r, 403, "Forbidden", d,
 			 "%s%s%s%s is forbidden: User \"%s\" cannot %s resource "
 			 "\"%s\" in API group \"%s\" in the namespace \"%s\"",
 			 q, r->name ? " \"" : "", r->name ? r->name : "",
 			 r->name ? "\"" : "", u, api_k8s_verb(r), res, r->group,
-			 r->ns);
+			 r->ns ? r->ns : r->name);
 	else
 		api_fail(r, 403, "Forbidden", d,
 			 "%s%s%s%s is forbidden: User \"%s\" cannot %s resource "
@@ -305,9 +314,10 @@ bool api_authorize(api_req *r)
 	}
 	free(r->authz_reason);
 	r->authz_reason = strdup(reason);
-	if (!r->allowed)
-		forbid(r);
-	return r->allowed;
+	if (r->allowed)
+		return true;
+	forbid(r); /* finishes (frees) r */
+	return false;
 }
 
 bool api_authorize_write(api_req *r, const json_t *obj)
@@ -429,7 +439,7 @@ void api_audit(api_req *r, const char *stage, int code)
 	audit_request ar;
 	rbac_attrs ra;
 	const char *ips[2] = {r->peer, NULL};
-	json_t *ev, *req = NULL;
+	json_t *ev, *req = NULL, *resp = NULL;
 	int level, bit = stage_bit(stage);
 
 	if (!au || !au->audit || bit <= 0)
@@ -467,11 +477,16 @@ void api_audit(api_req *r, const char *stage, int code)
 	    r->plural)
 		req = json_loadb(r->body, r->body_len, 0, NULL);
 	ar.request_object = req;
+	if (level >= AUDIT_LEVEL_REQUEST_RESPONSE && r->resp_body &&
+	    r->resp_len && r->plural)
+		resp = json_loadb(r->resp_body, r->resp_len, 0, NULL);
+	ar.response_object = resp;
 	ev = audit_event_new(&ar, level, bit, NULL);
 	if (ev && audit_write(au->audit, ev) != 0)
 		fprintf(stderr, "signalbox: cannot write the audit log\n");
 	json_decref(ev);
 	json_decref(req);
+	json_decref(resp);
 }
 
 /* ---- set up --------------------------------------------------------------- */

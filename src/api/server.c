@@ -283,7 +283,9 @@ void api_req_finish(api_req *r, int code)
 		       ? "GET"
 		       : "OTHER",
 		   res, code, secs);
-	if (r->id.user)
+	if (r->auth_failed)
+		api_audit(r, "ResponseStarted", code);
+	else if (r->id.user)
 		api_audit(r, "ResponseComplete", code);
 	if (r->long_running)
 		a->watchers--;
@@ -305,6 +307,8 @@ void api_reply(api_req *r, int code, const char *content_type, const char *body,
 	evhttp_send_reply(r->ev, code, NULL, b);
 	if (b)
 		evbuffer_free(b);
+	r->resp_body = body;
+	r->resp_len = len;
 	api_req_finish(r, code);
 }
 

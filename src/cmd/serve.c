@@ -25,19 +25,32 @@
 #include "store/store.h"
 
 static const char serve_usage[] =
-    "usage: signalbox serve [--data-dir DIR] [--listen HOST:PORT]\n"
-    "                       [--request-timeout S]\n"
-    "                       [--history-revisions N] [--history-seconds S]\n"
-    "  --data-dir DIR           where the database lives "
-    "(default ./signalbox-data)\n"
-    "  --listen HOST:PORT       where the API listens "
-    "(default 127.0.0.1:6443)\n"
+    "usage: signalbox serve [--data-dir DIR] [--listen HOST:PORT] [OPTIONS]\n"
+    "  --data-dir DIR           where the database lives (default "
+    "./signalbox-data)\n"
+    "  --listen HOST:PORT       where the API listens (default "
+    "127.0.0.1:6443)\n"
     "  --request-timeout S      a client must send its request within S "
     "seconds (default 60)\n"
     "  --history-revisions N    keep at most N revisions of history "
     "(default 10000, 0: no limit)\n"
     "  --history-seconds S      keep no history older than S seconds "
-    "(default 300, 0: no limit)\n";
+    "(default 300, 0: no limit)\n"
+    "  --tls-cert-file F, --tls-private-key-file F\n"
+    "                           serve with your own certificate (default: "
+    "DIR/pki, made on first start)\n"
+    "  --tls-san NAME           another name or IP for the serving "
+    "certificate (repeatable)\n"
+    "  --insecure-http          plain HTTP where everyone is an "
+    "administrator: local development only\n"
+    "  --token-auth-file F      static bearer tokens (kube-apiserver CSV "
+    "format)\n"
+    "  --audit-log-path F       the audit log (default DIR/audit/audit.log; "
+    "- for none)\n"
+    "  --audit-policy-file F    an audit.k8s.io/v1 Policy, written as JSON\n"
+    "  --audit-log-maxsize MB, --audit-log-maxbackup N\n"
+    "                           rotate the audit log (default 100 MB, 10 "
+    "files)\n";
 
 /* Parse a non-negative integer option or say what is wrong. */
 static int parse_count(const char *opt, const char *s, int64_t *out)
@@ -151,6 +164,15 @@ int cmd_serve(int argc, char **argv)
 	    {"data-dir", required_argument, NULL, 'd'},
 	    {"listen", required_argument, NULL, 'l'},
 	    {"request-timeout", required_argument, NULL, 't'},
+	    {"tls-cert-file", required_argument, NULL, 'C'},
+	    {"tls-private-key-file", required_argument, NULL, 'K'},
+	    {"tls-san", required_argument, NULL, 'S'},
+	    {"insecure-http", no_argument, NULL, 'I'},
+	    {"token-auth-file", required_argument, NULL, 'T'},
+	    {"audit-log-path", required_argument, NULL, 'A'},
+	    {"audit-policy-file", required_argument, NULL, 'P'},
+	    {"audit-log-maxsize", required_argument, NULL, 'M'},
+	    {"audit-log-maxbackup", required_argument, NULL, 'B'},
 	    {"history-revisions", required_argument, NULL, 'r'},
 	    {"history-seconds", required_argument, NULL, 's'},
 	    {"help", no_argument, NULL, 'h'},

@@ -882,7 +882,9 @@ static void errs_free(struct errlist *e)
 struct authz {
 	const rbac_attrs *a;
 	const char *combined;
-	const struct source *src; /* the allowing binding */
+	/* the allowing binding: a copy, the visitor's source is on its stack */
+	struct source src;
+	bool found;
 	struct errlist errs;
 };
 
@@ -892,7 +894,8 @@ static bool authz_visit(void *arg, const struct source *src,
 	struct authz *z = arg;
 
 	if (rule && rule_allows(z->a, rule, z->combined)) {
-		z->src = src;
+		z->src = *src;
+		z->found = true;
 		return false;
 	}
 	if (err)
@@ -938,7 +941,7 @@ static void describe(struct sb *m, const struct source *src)
 static bool allowed(const rbac *r, const rbac_user *u, const rbac_attrs *a,
 		    struct sb *reason)
 {
-	struct authz z = {a, NULL, NULL, {0}};
+	struct authz z = {.a = a};
 	struct sb comb = {0};
 	bool ok;
 
@@ -952,10 +955,10 @@ static bool allowed(const rbac *r, const rbac_user *u, const rbac_attrs *a,
 	if (!comb.oom && r)
 		visit_rules(r, u, a->resource_request ? a->ns : NULL, false,
 			    authz_visit, &z);
-	ok = z.src != NULL;
+	ok = z.found;
 	if (ok) {
 		sb_puts(reason, "RBAC: allowed by ");
-		describe(reason, z.src);
+		describe(reason, &z.src);
 	} else if (z.errs.n) {
 		sb_puts(reason, "RBAC: ");
 		errs_print(&z.errs, reason);
