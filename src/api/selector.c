@@ -1478,7 +1478,8 @@ int fsel_parse(const char *text, fsel **out, char *err, size_t errlen)
 			start = i + 1;
 		}
 	}
-	qsort(parts, n, sizeof(*parts), span_cmp);
+	if (n > 1)
+		qsort(parts, n, sizeof(*parts), span_cmp);
 	f->t = calloc(n ? n : 1, sizeof(*f->t));
 	if (!f->t)
 		goto oom;

@@ -88,7 +88,8 @@ static int with_siblings(const char *file, char ***out, size_t *n)
 			goto out;
 		cnt++;
 	}
-	qsort(s, cnt, sizeof(*s), by_n_desc);
+	if (cnt > 1)
+		qsort(s, cnt, sizeof(*s), by_n_desc);
 	*out = calloc(cnt + 1, sizeof(**out));
 	if (!*out)
 		goto out;

@@ -703,7 +703,8 @@ static int compile_props(struct cc *c, const json_t *j, int depth,
 		}
 	}
 	free(sfx.buf);
-	qsort(n->props, n->nprops, sizeof(*n->props), prop_cmp);
+	if (n->nprops > 1)
+		qsort(n->props, n->nprops, sizeof(*n->props), prop_cmp);
 	return 0;
 }
 
