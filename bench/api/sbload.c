@@ -47,7 +47,8 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static void die(const char *fmt, ...)
+static __attribute__((noreturn, format(printf, 1, 2))) void
+die(const char *fmt, ...)
 {
 	va_list ap;
 

@@ -14,6 +14,7 @@
  * of them are joined the way an aggregated field.ErrorList prints.
  */
 #include "api/selector.h"
+#include "util/strbuf.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -24,46 +25,6 @@
 #include <string.h>
 
 /* ---- a growing string ---------------------------------------------------- */
-
-struct buf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static void buf_putn(struct buf *b, const char *s, size_t n)
-{
-	size_t cap;
-	char *p;
-
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		cap = b->cap ? b->cap : 64;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		p = realloc(b->p, cap);
-		if (!p) {
-			b->oom = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void buf_puts(struct buf *b, const char *s)
-{
-	buf_putn(b, s, strlen(s));
-}
-
-static void buf_putc(struct buf *b, char c)
-{
-	buf_putn(b, &c, 1);
-}
 
 /* The length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
 static size_t utf8_seq(const unsigned char *s, size_t n)
@@ -96,59 +57,59 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
 }
 
 /* Append s as Go's %q prints it (strconv.Quote, near enough). */
-static void buf_quote(struct buf *b, const char *s)
+static void buf_quote(strbuf *b, const char *s)
 {
 	const unsigned char *u = (const unsigned char *)s;
 	size_t n = strlen(s), i = 0, k;
 	char tmp[8];
 
-	buf_putc(b, '"');
+	strbuf_putc(b, '"');
 	while (i < n) {
 		unsigned char c = u[i];
 
 		switch (c) {
 		case '"':
-			buf_puts(b, "\\\"");
+			strbuf_puts(b, "\\\"");
 			break;
 		case '\\':
-			buf_puts(b, "\\\\");
+			strbuf_puts(b, "\\\\");
 			break;
 		case '\a':
-			buf_puts(b, "\\a");
+			strbuf_puts(b, "\\a");
 			break;
 		case '\b':
-			buf_puts(b, "\\b");
+			strbuf_puts(b, "\\b");
 			break;
 		case '\f':
-			buf_puts(b, "\\f");
+			strbuf_puts(b, "\\f");
 			break;
 		case '\n':
-			buf_puts(b, "\\n");
+			strbuf_puts(b, "\\n");
 			break;
 		case '\r':
-			buf_puts(b, "\\r");
+			strbuf_puts(b, "\\r");
 			break;
 		case '\t':
-			buf_puts(b, "\\t");
+			strbuf_puts(b, "\\t");
 			break;
 		case '\v':
-			buf_puts(b, "\\v");
+			strbuf_puts(b, "\\v");
 			break;
 		default:
 			if (c >= 0x20 && c < 0x7f) {
-				buf_putc(b, (char)c);
+				strbuf_putc(b, (char)c);
 			} else if (c >= 0x80 && (k = utf8_seq(u + i, n - i))) {
-				buf_putn(b, s + i, k);
+				strbuf_putn(b, s + i, k);
 				i += k;
 				continue;
 			} else {
 				snprintf(tmp, sizeof(tmp), "\\x%02x", c);
-				buf_puts(b, tmp);
+				strbuf_puts(b, tmp);
 			}
 		}
 		i++;
 	}
-	buf_putc(b, '"');
+	strbuf_putc(b, '"');
 }
 
 /* Write msg to err (may be NULL), truncated. */
@@ -241,15 +202,15 @@ static bool dns_subdomain_ok(const char *s, size_t n)
 }
 
 /* Append "; " between messages. */
-static void msg_add(struct buf *b, const char *m)
+static void msg_add(strbuf *b, const char *m)
 {
 	if (b->len)
-		buf_puts(b, "; ");
-	buf_puts(b, m);
+		strbuf_puts(b, "; ");
+	strbuf_puts(b, m);
 }
 
 /* validation.IsQualifiedName: messages appended to b; true when valid. */
-static bool check_qualified_name(const char *k, struct buf *b)
+static bool check_qualified_name(const char *k, strbuf *b)
 {
 	const char *slash = strchr(k, '/'), *name = k;
 	size_t start = b->len;
@@ -293,7 +254,7 @@ static bool check_qualified_name(const char *k, struct buf *b)
 }
 
 /* validation.IsValidLabelValue. */
-static bool check_label_value(const char *v, struct buf *b)
+static bool check_label_value(const char *v, strbuf *b)
 {
 	size_t n = strlen(v), start = b->len;
 	char tmp[64];
@@ -398,7 +359,7 @@ struct errlist {
 	bool oom;
 };
 
-static void errs_add(struct errlist *e, struct buf *msg)
+static void errs_add(struct errlist *e, strbuf *msg)
 {
 	size_t i;
 
@@ -418,20 +379,20 @@ static void errs_add(struct errlist *e, struct buf *msg)
 }
 
 /* The joined message into b, and the list emptied. */
-static void errs_join(struct errlist *e, struct buf *b)
+static void errs_join(struct errlist *e, strbuf *b)
 {
 	size_t i;
 
 	if (e->n > 1)
-		buf_putc(b, '[');
+		strbuf_putc(b, '[');
 	for (i = 0; i < e->n; i++) {
 		if (i)
-			buf_puts(b, ", ");
-		buf_puts(b, e->msgs[i]);
+			strbuf_puts(b, ", ");
+		strbuf_puts(b, e->msgs[i]);
 		free(e->msgs[i]);
 	}
 	if (e->n > 1)
-		buf_putc(b, ']');
+		strbuf_putc(b, ']');
 	if (e->oom)
 		b->oom = true;
 	e->n = 0;
@@ -440,7 +401,7 @@ static void errs_join(struct errlist *e, struct buf *b)
 /* Finish the list into err; returns -EINVAL, or -ENOMEM. */
 static int errs_finish(struct errlist *e, char *err, size_t errlen)
 {
-	struct buf b = {0};
+	strbuf b = {0};
 	int rc;
 
 	errs_join(e, &b);
@@ -451,21 +412,21 @@ static int errs_finish(struct errlist *e, char *err, size_t errlen)
 }
 
 /* Go's %#v of a []string; nil when vals is NULL. */
-static void buf_gostrings(struct buf *b, char **vals, size_t n, bool nil)
+static void buf_gostrings(strbuf *b, char **vals, size_t n, bool nil)
 {
 	size_t i;
 
 	if (nil) {
-		buf_puts(b, "[]string(nil)");
+		strbuf_puts(b, "[]string(nil)");
 		return;
 	}
-	buf_puts(b, "[]string{");
+	strbuf_puts(b, "[]string{");
 	for (i = 0; i < n; i++) {
 		if (i)
-			buf_puts(b, ", ");
+			strbuf_puts(b, ", ");
 		buf_quote(b, vals[i]);
 	}
-	buf_putc(b, '}');
+	strbuf_putc(b, '}');
 }
 
 /*
@@ -477,16 +438,16 @@ static int req_init(struct req *r, const char *key, enum sel_op op, char **vals,
 		    size_t nvals, bool vals_nil, bool check_key,
 		    struct errlist *e)
 {
-	struct buf m = {0}, msgs = {0};
+	strbuf m = {0}, msgs = {0};
 	size_t i, before = e->n;
 	const char *detail = NULL;
 
 	memset(r, 0, sizeof(*r));
 	if (check_key && !check_qualified_name(key, &msgs)) {
-		buf_puts(&m, "key: Invalid value: ");
+		strbuf_puts(&m, "key: Invalid value: ");
 		buf_quote(&m, key);
-		buf_puts(&m, ": ");
-		buf_putn(&m, msgs.p, msgs.len);
+		strbuf_puts(&m, ": ");
+		strbuf_putn(&m, msgs.p, msgs.len);
 		errs_add(e, &m);
 	}
 	switch (op) {
@@ -518,10 +479,10 @@ static int req_init(struct req *r, const char *key, enum sel_op op, char **vals,
 	}
 	if (detail) {
 		m.len = 0;
-		buf_puts(&m, "values: Invalid value: ");
+		strbuf_puts(&m, "values: Invalid value: ");
 		buf_gostrings(&m, vals, nvals, vals_nil);
-		buf_puts(&m, ": ");
-		buf_puts(&m, detail);
+		strbuf_puts(&m, ": ");
+		strbuf_puts(&m, detail);
 		errs_add(e, &m);
 	}
 	if (op == OP_GT || op == OP_LT) {
@@ -533,9 +494,9 @@ static int req_init(struct req *r, const char *key, enum sel_op op, char **vals,
 			m.len = 0;
 			snprintf(tmp, sizeof(tmp),
 				 "values[%zu]: Invalid value: ", i);
-			buf_puts(&m, tmp);
+			strbuf_puts(&m, tmp);
 			buf_quote(&m, vals[i]);
-			buf_puts(&m, ": for 'Gt', 'Lt' operators, the value "
+			strbuf_puts(&m, ": for 'Gt', 'Lt' operators, the value "
 				     "must be an integer");
 			errs_add(e, &m);
 		}
@@ -550,12 +511,12 @@ static int req_init(struct req *r, const char *key, enum sel_op op, char **vals,
 			continue;
 		m.len = 0;
 		snprintf(tmp, sizeof(tmp), "values[%zu][", i);
-		buf_puts(&m, tmp);
-		buf_puts(&m, key);
-		buf_puts(&m, "]: Invalid value: ");
+		strbuf_puts(&m, tmp);
+		strbuf_puts(&m, key);
+		strbuf_puts(&m, "]: Invalid value: ");
 		buf_quote(&m, vals[i]);
-		buf_puts(&m, ": ");
-		buf_putn(&m, msgs.p, msgs.len);
+		strbuf_puts(&m, ": ");
+		strbuf_putn(&m, msgs.p, msgs.len);
 		errs_add(e, &m);
 	}
 	free(m.p);
@@ -708,7 +669,7 @@ static int lex_one(const char **pp, struct token *tk)
 struct parser {
 	struct token *toks;
 	size_t ntoks, pos;
-	struct buf err; /* the message, when a step fails */
+	strbuf err; /* the message, when a step fails */
 };
 
 /* In a value context, "in" and "notin" are identifiers. */
@@ -735,9 +696,9 @@ static enum tok consume(struct parser *p, bool values, const char **lit)
 
 static int perr(struct parser *p, const char *found, const char *expected)
 {
-	buf_puts(&p->err, "found '");
-	buf_puts(&p->err, found);
-	buf_puts(&p->err, expected);
+	strbuf_puts(&p->err, "found '");
+	strbuf_puts(&p->err, found);
+	strbuf_puts(&p->err, expected);
 	return p->err.oom ? -ENOMEM : -EINVAL;
 }
 
@@ -826,7 +787,7 @@ static int parse_requirement(struct parser *p, struct req *r)
 {
 	struct strset set = {0};
 	struct errlist e = {0};
-	struct buf msgs = {0};
+	strbuf msgs = {0};
 	const char *lit, *key;
 	enum sel_op op = OP_EXISTS;
 	bool unary = false;
@@ -843,10 +804,10 @@ static int parse_requirement(struct parser *p, struct req *r)
 		return perr(p, lit, "', expected: identifier");
 	key = lit;
 	if (!check_qualified_name(key, &msgs) || msgs.oom) {
-		buf_puts(&p->err, "<nil>: Invalid value: ");
+		strbuf_puts(&p->err, "<nil>: Invalid value: ");
 		buf_quote(&p->err, key);
-		buf_puts(&p->err, ": ");
-		buf_putn(&p->err, msgs.p, msgs.len);
+		strbuf_puts(&p->err, ": ");
+		strbuf_putn(&p->err, msgs.p, msgs.len);
 		rc = msgs.oom || p->err.oom ? -ENOMEM : -EINVAL;
 		free(msgs.p);
 		return rc;
@@ -933,10 +894,10 @@ static int parse_all(struct parser *p, sel *s)
 		if (rc) {
 			if (rc == -EINVAL) {
 				/* prefix the message */
-				struct buf m = {0};
+				strbuf m = {0};
 
-				buf_puts(&m, "unable to parse requirement: ");
-				buf_putn(&m, p->err.p ? p->err.p : "",
+				strbuf_puts(&m, "unable to parse requirement: ");
+				strbuf_putn(&m, p->err.p ? p->err.p : "",
 					 p->err.len);
 				free(p->err.p);
 				p->err = m;
@@ -1088,10 +1049,10 @@ static int from_expression(const json_t *x, size_t idx, struct req *r,
 	} else if (!strcmp(opname, "DoesNotExist")) {
 		op = OP_NOTEXISTS;
 	} else {
-		struct buf m = {0};
+		strbuf m = {0};
 
 		buf_quote(&m, opname);
-		buf_puts(&m, " is not a valid label selector operator");
+		strbuf_puts(&m, " is not a valid label selector operator");
 		set_err(err, errlen, m.oom ? NULL : m.p);
 		free(m.p);
 		return m.oom ? -ENOMEM : -EINVAL;
@@ -1276,7 +1237,7 @@ bool sel_empty(const sel *s)
 	return s && !s->nothing && s->n == 0;
 }
 
-static void req_print(struct buf *b, const struct req *r)
+static void req_print(strbuf *b, const struct req *r)
 {
 	static const char *const ops[] = {
 	    [OP_IN] = " in (", [OP_NOTIN] = " notin (", [OP_EQ] = "=",
@@ -1287,11 +1248,11 @@ static void req_print(struct buf *b, const struct req *r)
 	size_t i;
 
 	if (r->op == OP_NOTEXISTS)
-		buf_putc(b, '!');
-	buf_puts(b, r->key);
+		strbuf_putc(b, '!');
+	strbuf_puts(b, r->key);
 	if (r->op == OP_EXISTS || r->op == OP_NOTEXISTS)
 		return;
-	buf_puts(b, ops[r->op]);
+	strbuf_puts(b, ops[r->op]);
 	if (r->nvals > 1) {
 		sorted = malloc(r->nvals * sizeof(*sorted));
 		if (!sorted) {
@@ -1303,24 +1264,24 @@ static void req_print(struct buf *b, const struct req *r)
 	}
 	for (i = 0; i < r->nvals; i++) {
 		if (i)
-			buf_putc(b, ',');
-		buf_puts(b, sorted[i]);
+			strbuf_putc(b, ',');
+		strbuf_puts(b, sorted[i]);
 	}
 	if (sorted != r->vals)
 		free(sorted);
 	if (r->op == OP_IN || r->op == OP_NOTIN)
-		buf_putc(b, ')');
+		strbuf_putc(b, ')');
 }
 
 char *sel_string(const sel *s)
 {
-	struct buf b = {0};
+	strbuf b = {0};
 	size_t i;
 
-	buf_putn(&b, "", 0);
+	strbuf_putn(&b, "", 0);
 	for (i = 0; s && !s->nothing && i < s->n; i++) {
 		if (i)
-			buf_putc(&b, ',');
+			strbuf_putc(&b, ',');
 		req_print(&b, &s->reqs[i]);
 	}
 	if (b.oom) {
@@ -1358,7 +1319,7 @@ void fsel_free(fsel *f)
 }
 
 /* fields.UnescapeValue of s[0..n) into a new string; errors into b. */
-static int unescape_value(const char *s, size_t n, char **out, struct buf *b)
+static int unescape_value(const char *s, size_t n, char **out, strbuf *b)
 {
 	char *v = malloc(n + 1), tmp[96];
 	size_t i, o = 0, k;
@@ -1371,7 +1332,7 @@ static int unescape_value(const char *s, size_t n, char **out, struct buf *b)
 
 		if (c == '\\') {
 			if (i + 1 == n) {
-				buf_puts(b, "invalid field selector: invalid "
+				strbuf_puts(b, "invalid field selector: invalid "
 					    "escape sequence: \\");
 				goto bad;
 			}
@@ -1380,13 +1341,13 @@ static int unescape_value(const char *s, size_t n, char **out, struct buf *b)
 				v[o++] = c;
 				continue;
 			}
-			buf_puts(b, "invalid field selector: invalid escape "
+			strbuf_puts(b, "invalid field selector: invalid escape "
 				    "sequence: \\");
 			k = utf8_seq((const unsigned char *)s + i, n - i);
 			if (k)
-				buf_putn(b, s + i, k);
+				strbuf_putn(b, s + i, k);
 			else
-				buf_puts(b, "\xef\xbf\xbd");
+				strbuf_puts(b, "\xef\xbf\xbd");
 			goto bad;
 		}
 		if (c == ',' || c == '=') {
@@ -1394,7 +1355,7 @@ static int unescape_value(const char *s, size_t n, char **out, struct buf *b)
 				 "invalid field selector: unescaped character "
 				 "in value: %d",
 				 c);
-			buf_puts(b, tmp);
+			strbuf_puts(b, tmp);
 			goto bad;
 		}
 		v[o++] = c;
@@ -1448,7 +1409,7 @@ int fsel_parse(const char *text, fsel **out, char *err, size_t errlen)
 {
 	struct span *parts = NULL;
 	size_t n = 0, i, start = 0, len;
-	struct buf b = {0};
+	strbuf b = {0};
 	bool slash = false;
 	fsel *f = NULL;
 	int rc = -ENOMEM;
@@ -1565,20 +1526,20 @@ bool fsel_empty(const fsel *f)
 
 char *fsel_string(const fsel *f)
 {
-	struct buf b = {0};
+	strbuf b = {0};
 	size_t i;
 	const char *v;
 
-	buf_putn(&b, "", 0);
+	strbuf_putn(&b, "", 0);
 	for (i = 0; f && i < f->n; i++) {
 		if (i)
-			buf_putc(&b, ',');
-		buf_puts(&b, f->t[i].field);
-		buf_puts(&b, f->t[i].neq ? "!=" : "=");
+			strbuf_putc(&b, ',');
+		strbuf_puts(&b, f->t[i].field);
+		strbuf_puts(&b, f->t[i].neq ? "!=" : "=");
 		for (v = f->t[i].value; *v; v++) {
 			if (*v == '\\' || *v == ',' || *v == '=')
-				buf_putc(&b, '\\');
-			buf_putc(&b, *v);
+				strbuf_putc(&b, '\\');
+			strbuf_putc(&b, *v);
 		}
 	}
 	if (b.oom) {

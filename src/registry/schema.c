@@ -15,6 +15,7 @@
  * printed as Go's %q and %v would.
  */
 #include "registry/schema.h"
+#include "util/strbuf.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -162,131 +163,56 @@ struct schema {
 
 /* ---- string builder ----------------------------------------------------- */
 
-struct sb {
-	char *buf;
-	size_t len, cap;
-	bool oom;
-};
-
-static void sb_putn(struct sb *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 64;
-		char *nb;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		nb = realloc(b->buf, cap);
-		if (!nb) {
-			b->oom = true;
-			return;
-		}
-		b->buf = nb;
-		b->cap = cap;
-	}
-	memcpy(b->buf + b->len, s, n);
-	b->len += n;
-	b->buf[b->len] = '\0';
-}
-
-static void sb_puts(struct sb *b, const char *s)
-{
-	sb_putn(b, s, strlen(s));
-}
-
-__attribute__((format(printf, 2, 3))) static void
-sb_printf(struct sb *b, const char *fmt, ...)
-{
-	char small[128], *big = NULL;
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(small, sizeof(small), fmt, ap);
-	va_end(ap);
-	if (n < 0) {
-		b->oom = true;
-		return;
-	}
-	if ((size_t)n < sizeof(small)) {
-		sb_putn(b, small, (size_t)n);
-		return;
-	}
-	va_start(ap, fmt);
-	n = vasprintf(&big, fmt, ap);
-	va_end(ap);
-	if (n < 0) {
-		b->oom = true;
-		return;
-	}
-	sb_putn(b, big, (size_t)n);
-	free(big);
-}
-
-static const char *sb_str(const struct sb *b)
-{
-	return b->buf ? b->buf : "";
-}
-
-static void sb_truncate(struct sb *b, size_t len)
-{
-	b->len = len;
-	if (b->buf)
-		b->buf[len] = '\0';
-}
-
 /* ---- Go-style value printing -------------------------------------------- */
 
 /* Go's strconv.Quote for valid UTF-8 (what jansson holds). */
-static void go_quote(struct sb *b, const char *s, size_t n)
+static void go_quote(strbuf *b, const char *s, size_t n)
 {
-	sb_putn(b, "\"", 1);
+	strbuf_putn(b, "\"", 1);
 	for (size_t i = 0; i < n; i++) {
 		unsigned char ch = (unsigned char)s[i];
 
 		switch (ch) {
 		case '"':
-			sb_puts(b, "\\\"");
+			strbuf_puts(b, "\\\"");
 			break;
 		case '\\':
-			sb_puts(b, "\\\\");
+			strbuf_puts(b, "\\\\");
 			break;
 		case '\a':
-			sb_puts(b, "\\a");
+			strbuf_puts(b, "\\a");
 			break;
 		case '\b':
-			sb_puts(b, "\\b");
+			strbuf_puts(b, "\\b");
 			break;
 		case '\f':
-			sb_puts(b, "\\f");
+			strbuf_puts(b, "\\f");
 			break;
 		case '\n':
-			sb_puts(b, "\\n");
+			strbuf_puts(b, "\\n");
 			break;
 		case '\r':
-			sb_puts(b, "\\r");
+			strbuf_puts(b, "\\r");
 			break;
 		case '\t':
-			sb_puts(b, "\\t");
+			strbuf_puts(b, "\\t");
 			break;
 		case '\v':
-			sb_puts(b, "\\v");
+			strbuf_puts(b, "\\v");
 			break;
 		default:
 			if (ch < 0x20 || ch == 0x7f)
-				sb_printf(b, "\\x%02x", ch);
+				strbuf_printf(b, "\\x%02x", ch);
 			else
-				sb_putn(b, (const char *)&ch, 1);
+				strbuf_putn(b, (const char *)&ch, 1);
 		}
 	}
-	sb_putn(b, "\"", 1);
+	strbuf_putn(b, "\"", 1);
 }
 
 /* Go's %v of a float64: the shortest digits that round-trip, in %e form
  * when the exponent is < -4 or >= 6 (fmt %v: strconv's shortest %g). */
-static void go_float(struct sb *b, double d)
+static void go_float(strbuf *b, double d)
 {
 	char tmp[64], digits[32];
 	int prec, exp, nd = 0;
@@ -294,15 +220,15 @@ static void go_float(struct sb *b, double d)
 	bool neg;
 
 	if (isnan(d)) {
-		sb_puts(b, "NaN");
+		strbuf_puts(b, "NaN");
 		return;
 	}
 	if (isinf(d)) {
-		sb_puts(b, d > 0 ? "+Inf" : "-Inf");
+		strbuf_puts(b, d > 0 ? "+Inf" : "-Inf");
 		return;
 	}
 	if (d == 0) {
-		sb_puts(b, signbit(d) ? "-0" : "0");
+		strbuf_puts(b, signbit(d) ? "-0" : "0");
 		return;
 	}
 	for (prec = 1; prec <= 17; prec++) {
@@ -321,24 +247,24 @@ static void go_float(struct sb *b, double d)
 		nd--;
 	exp = *p == 'e' ? atoi(p + 1) : 0;
 	if (neg)
-		sb_putn(b, "-", 1);
+		strbuf_putn(b, "-", 1);
 	if (exp < -4 || exp >= 6) {
-		sb_putn(b, digits, 1);
+		strbuf_putn(b, digits, 1);
 		if (nd > 1) {
-			sb_putn(b, ".", 1);
-			sb_putn(b, digits + 1, (size_t)nd - 1);
+			strbuf_putn(b, ".", 1);
+			strbuf_putn(b, digits + 1, (size_t)nd - 1);
 		}
-		sb_printf(b, "e%c%02d", exp < 0 ? '-' : '+', abs(exp));
+		strbuf_printf(b, "e%c%02d", exp < 0 ? '-' : '+', abs(exp));
 	} else if (exp < 0) {
-		sb_puts(b, "0.");
+		strbuf_puts(b, "0.");
 		for (int i = -1; i > exp; i--)
-			sb_putn(b, "0", 1);
-		sb_putn(b, digits, (size_t)nd);
+			strbuf_putn(b, "0", 1);
+		strbuf_putn(b, digits, (size_t)nd);
 	} else {
 		for (int i = 0; i <= exp || i < nd; i++) {
 			if (i == exp + 1)
-				sb_putn(b, ".", 1);
-			sb_putn(b, i < nd ? &digits[i] : "0", 1);
+				strbuf_putn(b, ".", 1);
+			strbuf_putn(b, i < nd ? &digits[i] : "0", 1);
 		}
 	}
 }
@@ -358,21 +284,21 @@ static bool int_bound(const json_t *x, double bound)
 	return json_is_integer(x) && fabs(bound) < 9.2e18;
 }
 
-static void go_bound(struct sb *b, double bound, const json_t *x)
+static void go_bound(strbuf *b, double bound, const json_t *x)
 {
 	if (int_bound(x, bound))
-		sb_printf(b, "%lld", (long long)bound);
+		strbuf_printf(b, "%lld", (long long)bound);
 	else
 		go_float(b, bound);
 }
 
 /* A value as field.Error.ErrorBody() prints it (NULL: the empty string). */
-static void go_value(struct sb *b, const json_t *v)
+static void go_value(strbuf *b, const json_t *v)
 {
 	char *s;
 
 	if (!v) {
-		sb_puts(b, "\"\"");
+		strbuf_puts(b, "\"\"");
 		return;
 	}
 	switch (json_typeof(v)) {
@@ -380,19 +306,19 @@ static void go_value(struct sb *b, const json_t *v)
 		go_quote(b, json_string_value(v), json_string_length(v));
 		break;
 	case JSON_INTEGER:
-		sb_printf(b, "%lld", (long long)json_integer_value(v));
+		strbuf_printf(b, "%lld", (long long)json_integer_value(v));
 		break;
 	case JSON_REAL:
 		go_float(b, json_real_value(v));
 		break;
 	case JSON_TRUE:
-		sb_puts(b, "true");
+		strbuf_puts(b, "true");
 		break;
 	case JSON_FALSE:
-		sb_puts(b, "false");
+		strbuf_puts(b, "false");
 		break;
 	case JSON_NULL:
-		sb_puts(b, "\"null\"");
+		strbuf_puts(b, "\"null\"");
 		break;
 	default:
 		s = json_dumps(v,
@@ -401,7 +327,7 @@ static void go_value(struct sb *b, const json_t *v)
 			b->oom = true;
 			return;
 		}
-		sb_puts(b, s);
+		strbuf_puts(b, s);
 		free(s);
 	}
 }
@@ -410,7 +336,7 @@ static void go_value(struct sb *b, const json_t *v)
 
 struct cc {
 	struct schema *s;
-	struct sb path; /* schema path, for errors */
+	strbuf path; /* schema path, for errors */
 	char *err;
 	size_t errlen;
 	int rc;
@@ -426,7 +352,7 @@ cc_fail(struct cc *c, const char *key, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (c->err && c->errlen) {
-		const char *p = sb_str(&c->path);
+		const char *p = strbuf_str(&c->path);
 		size_t n = c->path.len;
 
 		/* keep the message readable for very deep paths */
@@ -632,10 +558,10 @@ static int compile_child(struct cc *c, const json_t *j, const char *sfx,
 	size_t old = c->path.len;
 	int rc;
 
-	sb_puts(&c->path, sfx);
+	strbuf_puts(&c->path, sfx);
 	rc = compile_node(c, j, depth + 1, out);
 	if (rc == 0)
-		sb_truncate(&c->path, old);
+		strbuf_truncate(&c->path, old);
 	return rc;
 }
 
@@ -675,7 +601,7 @@ static int compile_props(struct cc *c, const json_t *j, int depth,
 {
 	json_t *x = json_object_get(j, "properties"), *v;
 	const char *k;
-	struct sb sfx = {0};
+	strbuf sfx = {0};
 
 	if (!x || json_is_null(x))
 		return 0;
@@ -688,21 +614,21 @@ static int compile_props(struct cc *c, const json_t *j, int depth,
 	{
 		struct prop *p = &n->props[n->nprops];
 
-		sb_truncate(&sfx, 0);
-		sb_printf(&sfx, ".properties[%s]", k);
+		strbuf_truncate(&sfx, 0);
+		strbuf_printf(&sfx, ".properties[%s]", k);
 		p->name = strdup(k);
 		if (!p->name || sfx.oom) {
 			free(p->name);
-			free(sfx.buf);
+			free(sfx.p);
 			return cc_oom(c);
 		}
 		n->nprops++;
-		if (compile_child(c, v, sb_str(&sfx), depth, &p->s)) {
-			free(sfx.buf);
+		if (compile_child(c, v, strbuf_str(&sfx), depth, &p->s)) {
+			free(sfx.p);
 			return c->rc;
 		}
 	}
-	free(sfx.buf);
+	free(sfx.p);
 	if (n->nprops > 1)
 		qsort(n->props, n->nprops, sizeof(*n->props), prop_cmp);
 	return 0;
@@ -873,7 +799,7 @@ struct ctx {
 	const struct schema *s;
 	json_t *causes;	 /* where causes go now */
 	json_t *unknown; /* pruned paths, or NULL */
-	struct sb path;	 /* field path of the current value */
+	strbuf path;	 /* field path of the current value */
 	int err;
 	bool deep_reported;
 };
@@ -886,67 +812,67 @@ static const char R_DUPLICATE[] = "FieldValueDuplicate";
 static const char R_TOO_LONG[] = "FieldValueTooLong";
 static const char R_TOO_MANY[] = "FieldValueTooMany";
 
-static size_t path_key(struct sb *p, const char *k)
+static size_t path_key(strbuf *p, const char *k)
 {
 	size_t old = p->len;
 
 	if (old)
-		sb_putn(p, ".", 1);
-	sb_puts(p, k);
+		strbuf_putn(p, ".", 1);
+	strbuf_puts(p, k);
 	return old;
 }
 
-static size_t path_index(struct sb *p, size_t i)
+static size_t path_index(strbuf *p, size_t i)
 {
 	size_t old = p->len;
 
-	sb_printf(p, "[%zu]", i);
+	strbuf_printf(p, "[%zu]", i);
 	return old;
 }
 
-static size_t path_mapkey(struct sb *p, const char *k)
+static size_t path_mapkey(strbuf *p, const char *k)
 {
 	size_t old = p->len;
 
-	sb_putn(p, "[", 1);
-	sb_puts(p, k);
-	sb_putn(p, "]", 1);
+	strbuf_putn(p, "[", 1);
+	strbuf_puts(p, k);
+	strbuf_putn(p, "]", 1);
 	return old;
 }
 
 /* Append {reason, message, field: the current path}; frees msg. */
-static void add_cause(struct ctx *c, const char *reason, struct sb *msg)
+static void add_cause(struct ctx *c, const char *reason, strbuf *msg)
 {
 	json_t *o;
 
 	if (msg->oom || c->path.oom) {
 		c->err = -ENOMEM;
-		free(msg->buf);
+		free(msg->p);
 		return;
 	}
 	o = json_pack("{s:s, s:s, s:s}", "reason", reason, "message",
-		      sb_str(msg), "field", sb_str(&c->path));
-	free(msg->buf);
+		      strbuf_str(msg), "field", strbuf_str(&c->path));
+	free(msg->p);
 	if (!o || json_array_append_new(c->causes, o))
 		c->err = -ENOMEM;
 }
 
 /* "Invalid value: <v>: <path> in body " -- the head of most messages. */
-static void msg_invalid(struct ctx *c, struct sb *m, const json_t *v)
+static void msg_invalid(struct ctx *c, strbuf *m, const json_t *v)
 {
-	sb_puts(m, "Invalid value: ");
+	strbuf_puts(m, "Invalid value: ");
 	go_value(m, v);
-	sb_printf(m, ": %s in body ", sb_str(&c->path));
+	strbuf_printf(m, ": %s in body ", strbuf_str(&c->path));
 }
 
 /* kube-openapi's InvalidType: "... must be of type <t>: "<got>"". */
 static void fail_type(struct ctx *c, const char *want, const char *got)
 {
-	struct sb m = {0};
+	strbuf m = {0};
 
-	sb_puts(&m, "Invalid value: ");
+	strbuf_puts(&m, "Invalid value: ");
 	go_quote(&m, got, strlen(got));
-	sb_printf(&m, ": %s in body must be of type %s: ", sb_str(&c->path),
+	strbuf_printf(&m, ": %s in body must be of type %s: ", strbuf_str(&c->path),
 		  want);
 	go_quote(&m, got, strlen(got));
 	add_cause(c, R_TYPE, &m);
@@ -956,23 +882,23 @@ static void fail_type(struct ctx *c, const char *want, const char *got)
  * kube-openapi; reported on the current path. */
 static void fail_composite(struct ctx *c, const char *what, const char *tail)
 {
-	struct sb m = {0};
+	strbuf m = {0};
 
-	sb_puts(&m, "Invalid value: \"\": ");
-	go_quote(&m, sb_str(&c->path), c->path.len);
-	sb_printf(&m, " %s%s", what, tail);
+	strbuf_puts(&m, "Invalid value: \"\": ");
+	go_quote(&m, strbuf_str(&c->path), c->path.len);
+	strbuf_printf(&m, " %s%s", what, tail);
 	add_cause(c, R_INVALID, &m);
 }
 
 static bool too_deep(struct ctx *c, int depth)
 {
-	struct sb m = {0};
+	strbuf m = {0};
 
 	if (depth <= SCHEMA_MAX_DEPTH)
 		return false;
 	if (!c->deep_reported && c->causes) {
 		c->deep_reported = true;
-		sb_printf(&m,
+		strbuf_printf(&m,
 			  "Invalid value: \"\": nested more than %d "
 			  "levels deep",
 			  SCHEMA_MAX_DEPTH);
@@ -1022,10 +948,10 @@ static void record_pruned(struct ctx *c, const char *k)
 		c->err = -ENOMEM;
 		return;
 	}
-	s = json_sprintf(".%s", sb_str(&c->path));
+	s = json_sprintf(".%s", strbuf_str(&c->path));
 	if (!s || json_array_append_new(c->unknown, s))
 		c->err = -ENOMEM;
-	sb_truncate(&c->path, old);
+	strbuf_truncate(&c->path, old);
 }
 
 static void prune(struct ctx *c, const struct node *n, json_t *x, bool res,
@@ -1050,11 +976,11 @@ static void skip_prune(struct ctx *c, const struct node *n, json_t *x, bool res,
 			if ((p = find_prop(n, k))) {
 				old = path_key(&c->path, k);
 				prune(c, p, v, false, depth + 1);
-				sb_truncate(&c->path, old);
+				strbuf_truncate(&c->path, old);
 			} else if (n->addl == ADDL_SCHEMA) {
 				old = path_mapkey(&c->path, k);
 				prune(c, n->addl_s, v, false, depth + 1);
-				sb_truncate(&c->path, old);
+				strbuf_truncate(&c->path, old);
 			}
 		}
 	} else if (json_is_array(x)) {
@@ -1062,7 +988,7 @@ static void skip_prune(struct ctx *c, const struct node *n, json_t *x, bool res,
 		{
 			old = path_index(&c->path, i);
 			skip_prune(c, n->items, v, false, depth + 1);
-			sb_truncate(&c->path, old);
+			strbuf_truncate(&c->path, old);
 		}
 	}
 }
@@ -1091,11 +1017,11 @@ static void prune(struct ctx *c, const struct node *n, json_t *x, bool res,
 			if (n && (p = find_prop(n, k))) {
 				old = path_key(&c->path, k);
 				prune(c, p, v, false, depth + 1);
-				sb_truncate(&c->path, old);
+				strbuf_truncate(&c->path, old);
 			} else if (n && n->addl == ADDL_SCHEMA) {
 				old = path_mapkey(&c->path, k);
 				prune(c, n->addl_s, v, false, depth + 1);
-				sb_truncate(&c->path, old);
+				strbuf_truncate(&c->path, old);
 			} else if (n && n->addl == ADDL_TRUE) {
 				continue;
 			} else {
@@ -1108,7 +1034,7 @@ static void prune(struct ctx *c, const struct node *n, json_t *x, bool res,
 		{
 			old = path_index(&c->path, i);
 			prune(c, n ? n->items : NULL, v, false, depth + 1);
-			sb_truncate(&c->path, old);
+			strbuf_truncate(&c->path, old);
 		}
 	}
 }
@@ -1124,7 +1050,7 @@ static int prune_defaults(struct node *n, int depth)
 		return 0;
 	if (n->def) {
 		prune(&c, n, n->def, false, 0);
-		free(c.path.buf);
+		free(c.path.p);
 		if (c.err)
 			return c.err;
 	}
@@ -1587,26 +1513,26 @@ static void check_string(struct ctx *c, const struct node *n, const json_t *x)
 {
 	const char *s = json_string_value(x);
 	size_t len = json_string_length(x), chars = utf8_count(s, len);
-	struct sb m = {0};
+	strbuf m = {0};
 
 	if (n->max_len >= 0 && chars > (uint64_t)n->max_len) {
-		sb_printf(&m, "Too long: may not be longer than %lld",
+		strbuf_printf(&m, "Too long: may not be longer than %lld",
 			  (long long)n->max_len);
 		add_cause(c, R_TOO_LONG, &m);
 	} else if (n->min_len >= 0 && chars < (uint64_t)n->min_len) {
 		msg_invalid(c, &m, x);
-		sb_printf(&m, "should be at least %lld chars long",
+		strbuf_printf(&m, "should be at least %lld chars long",
 			  (long long)n->min_len);
 		add_cause(c, R_INVALID, &m);
 	} else if (n->re && !re_match(c, n->re, s, len)) {
 		msg_invalid(c, &m, x);
-		sb_printf(&m, "should match '%s'", n->pattern);
+		strbuf_printf(&m, "should match '%s'", n->pattern);
 		add_cause(c, R_INVALID, &m);
 	}
 	if (n->fmt > FMT_UNCHECKED && !fmt_ok(c, n->fmt, s, len)) {
-		m = (struct sb){0};
+		m = (strbuf){0};
 		msg_invalid(c, &m, x);
-		sb_printf(&m, "must be of type %s: ", n->format);
+		strbuf_printf(&m, "must be of type %s: ", n->format);
 		go_quote(&m, s, len);
 		add_cause(c, R_TYPE, &m);
 	}
@@ -1625,7 +1551,7 @@ static int num_cmp(const json_t *x, double bound)
 
 static void check_number(struct ctx *c, const struct node *n, const json_t *x)
 {
-	struct sb m = {0};
+	strbuf m = {0};
 	bool bad;
 	int cmp;
 
@@ -1641,7 +1567,7 @@ static void check_number(struct ctx *c, const struct node *n, const json_t *x)
 			bad = !is_json_integer(json_number_value(x) / f);
 		if (bad) {
 			msg_invalid(c, &m, x);
-			sb_puts(&m, "should be a multiple of ");
+			strbuf_puts(&m, "should be a multiple of ");
 			go_bound(&m, f, x);
 			add_cause(c, R_INVALID, &m);
 		}
@@ -1649,9 +1575,9 @@ static void check_number(struct ctx *c, const struct node *n, const json_t *x)
 	if (n->has_min) {
 		cmp = num_cmp(x, n->minimum);
 		if (n->excl_min ? cmp <= 0 : cmp < 0) {
-			m = (struct sb){0};
+			m = (strbuf){0};
 			msg_invalid(c, &m, x);
-			sb_puts(&m, n->excl_min ? "should be greater than "
+			strbuf_puts(&m, n->excl_min ? "should be greater than "
 						: "should be greater than or "
 						  "equal to ");
 			go_bound(&m, n->minimum, x);
@@ -1661,9 +1587,9 @@ static void check_number(struct ctx *c, const struct node *n, const json_t *x)
 	if (n->has_max) {
 		cmp = num_cmp(x, n->maximum);
 		if (n->excl_max ? cmp >= 0 : cmp > 0) {
-			m = (struct sb){0};
+			m = (strbuf){0};
 			msg_invalid(c, &m, x);
-			sb_puts(&m, n->excl_max ? "should be less than "
+			strbuf_puts(&m, n->excl_max ? "should be less than "
 						: "should be less than or "
 						  "equal to ");
 			go_bound(&m, n->maximum, x);
@@ -1688,7 +1614,7 @@ static void check_array(struct ctx *c, const struct node *n, const json_t *x,
 			int depth)
 {
 	size_t size = json_array_size(x), i, old;
-	struct sb m = {0};
+	strbuf m = {0};
 	json_t *v;
 
 	if (n->items) {
@@ -1696,26 +1622,26 @@ static void check_array(struct ctx *c, const struct node *n, const json_t *x,
 		{
 			old = path_index(&c->path, i);
 			validate(c, n->items, v, false, depth + 1);
-			sb_truncate(&c->path, old);
+			strbuf_truncate(&c->path, old);
 		}
 	}
 	if (n->min_items >= 0 && size < (uint64_t)n->min_items) {
-		sb_printf(&m,
+		strbuf_printf(&m,
 			  "Invalid value: %zu: %s in body should have at "
 			  "least %lld items",
-			  size, sb_str(&c->path), (long long)n->min_items);
+			  size, strbuf_str(&c->path), (long long)n->min_items);
 		add_cause(c, R_INVALID, &m);
 	}
 	if (n->max_items >= 0 && size > (uint64_t)n->max_items) {
-		m = (struct sb){0};
-		sb_printf(&m, "Too many: %zu: must have at most %lld items",
+		m = (strbuf){0};
+		strbuf_printf(&m, "Too many: %zu: must have at most %lld items",
 			  size, (long long)n->max_items);
 		add_cause(c, R_TOO_MANY, &m);
 	}
 	if (n->unique && has_duplicates(x)) {
-		m = (struct sb){0};
+		m = (strbuf){0};
 		msg_invalid(c, &m, NULL);
-		sb_puts(&m, "shouldn't contain duplicates");
+		strbuf_puts(&m, "shouldn't contain duplicates");
 		add_cause(c, R_INVALID, &m);
 	}
 }
@@ -1736,38 +1662,38 @@ static bool enum_equal(const json_t *e, const json_t *x)
 
 static void check_enum(struct ctx *c, const struct node *n, const json_t *x)
 {
-	struct sb m = {0};
+	strbuf m = {0};
 	json_t *e;
 	size_t i;
 
 	if (!n->enumv)
 		return;
 	json_array_foreach(n->enumv, i, e) if (enum_equal(e, x)) return;
-	sb_puts(&m, "Unsupported value: ");
+	strbuf_puts(&m, "Unsupported value: ");
 	go_value(&m, x);
-	sb_puts(&m, ": supported values: ");
+	strbuf_puts(&m, ": supported values: ");
 	json_array_foreach(n->enumv, i, e)
 	{
 		if (i)
-			sb_puts(&m, ", ");
+			strbuf_puts(&m, ", ");
 		if (json_is_string(e)) {
 			go_quote(&m, json_string_value(e),
 				 json_string_length(e));
 		} else {
-			struct sb js = {0};
+			strbuf js = {0};
 
 			if (json_is_real(e))
 				go_float(&js, json_real_value(e));
 			else if (json_is_integer(e))
-				sb_printf(&js, "%lld",
+				strbuf_printf(&js, "%lld",
 					  (long long)json_integer_value(e));
 			else
 				go_value(&js, json_is_null(e) ? NULL : e);
 			if (json_is_null(e))
-				sb_truncate(&js, 0), sb_puts(&js, "null");
-			go_quote(&m, sb_str(&js), js.len);
+				strbuf_truncate(&js, 0), strbuf_puts(&js, "null");
+			go_quote(&m, strbuf_str(&js), js.len);
 			m.oom |= js.oom;
-			free(js.buf);
+			free(js.p);
 		}
 	}
 	add_cause(c, R_NOT_SUPPORTED, &m);
@@ -1778,20 +1704,20 @@ static void check_object(struct ctx *c, const struct node *n, const json_t *x,
 {
 	bool meta = res || n->embedded;
 	size_t nkeys = json_object_size(x), old;
-	struct sb m = {0};
+	strbuf m = {0};
 	const char *k;
 	json_t *v;
 
 	if (n->min_props >= 0 && nkeys < (uint64_t)n->min_props) {
-		sb_printf(&m,
+		strbuf_printf(&m,
 			  "Invalid value: %zu: %s in body should have at "
 			  "least %lld properties",
-			  nkeys, sb_str(&c->path), (long long)n->min_props);
+			  nkeys, strbuf_str(&c->path), (long long)n->min_props);
 		add_cause(c, R_INVALID, &m);
 		return;
 	}
 	if (n->max_props >= 0 && nkeys > (uint64_t)n->max_props) {
-		sb_printf(&m, "Too many: %zu: must have at most %lld items",
+		strbuf_printf(&m, "Too many: %zu: must have at most %lld items",
 			  nkeys, (long long)n->max_props);
 		add_cause(c, R_TOO_MANY, &m);
 		return;
@@ -1801,16 +1727,16 @@ static void check_object(struct ctx *c, const struct node *n, const json_t *x,
 		if (find_prop(n, k) || (meta && is_meta_key(k)))
 			continue;
 		if (n->addl == ADDL_FALSE) {
-			m = (struct sb){0};
-			sb_puts(&m, "Invalid value: ");
+			m = (strbuf){0};
+			strbuf_puts(&m, "Invalid value: ");
 			go_quote(&m, k, strlen(k));
-			sb_printf(&m, ": %s.%s in body is a forbidden property",
-				  sb_str(&c->path), k);
+			strbuf_printf(&m, ": %s.%s in body is a forbidden property",
+				  strbuf_str(&c->path), k);
 			add_cause(c, R_INVALID, &m);
 		} else if (n->addl == ADDL_SCHEMA) {
 			old = path_mapkey(&c->path, k);
 			validate(c, n->addl_s, v, false, depth + 1);
-			sb_truncate(&c->path, old);
+			strbuf_truncate(&c->path, old);
 		}
 	}
 	for (size_t i = 0; i < n->nprops; i++) {
@@ -1822,7 +1748,7 @@ static void check_object(struct ctx *c, const struct node *n, const json_t *x,
 			continue;
 		old = path_key(&c->path, p->name);
 		validate(c, p->s, v, false, depth + 1);
-		sb_truncate(&c->path, old);
+		strbuf_truncate(&c->path, old);
 	}
 	for (size_t i = 0; i < n->nrequired; i++) {
 		const char *r = n->required[i];
@@ -1830,10 +1756,10 @@ static void check_object(struct ctx *c, const struct node *n, const json_t *x,
 		if ((meta && !strcmp(r, "metadata")) || json_object_get(x, r))
 			continue;
 		old = path_key(&c->path, r);
-		m = (struct sb){0};
-		sb_puts(&m, "Required value");
+		m = (strbuf){0};
+		strbuf_puts(&m, "Required value");
 		add_cause(c, R_REQUIRED, &m);
-		sb_truncate(&c->path, old);
+		strbuf_truncate(&c->path, old);
 	}
 }
 
@@ -1863,12 +1789,12 @@ static void validate(struct ctx *c, const struct node *n, const json_t *x,
  */
 
 static void fail_at_index(struct ctx *c, size_t i, const char *reason,
-			  struct sb *m)
+			  strbuf *m)
 {
 	size_t old = path_index(&c->path, i);
 
 	add_cause(c, reason, m);
-	sb_truncate(&c->path, old);
+	strbuf_truncate(&c->path, old);
 }
 
 /* The key of a list-type=map item: each key field's value, its default,
@@ -1897,15 +1823,15 @@ static void check_list_map(struct ctx *c, const struct node *n, const json_t *x)
 {
 	size_t size = json_array_size(x), i, j;
 	json_t **keys, *v;
-	struct sb m = {0};
+	strbuf m = {0};
 
 	json_array_foreach(x, i, v)
 	{
 		if (json_is_null(v) || json_is_object(v))
 			continue;
-		sb_puts(&m, "Invalid value: ");
+		strbuf_puts(&m, "Invalid value: ");
 		go_value(&m, v);
-		sb_puts(&m,
+		strbuf_puts(&m,
 			": must be an object for an array of list-type map");
 		fail_at_index(c, i, R_INVALID, &m);
 		return;
@@ -1937,8 +1863,8 @@ static void check_list_map(struct ctx *c, const struct node *n, const json_t *x)
 			json_object_set(v, n->map_keys[k],
 					kv ? kv : json_null());
 		}
-		m = (struct sb){0};
-		sb_puts(&m, "Duplicate value: ");
+		m = (strbuf){0};
+		strbuf_puts(&m, "Duplicate value: ");
 		if (!v)
 			m.oom = true;
 		else
@@ -1954,7 +1880,7 @@ static void check_list_map(struct ctx *c, const struct node *n, const json_t *x)
 static void check_list_set(struct ctx *c, const json_t *x)
 {
 	size_t size = json_array_size(x);
-	struct sb m;
+	strbuf m;
 
 	for (size_t i = 1; i < size && !c->err; i++) {
 		size_t seen = 0;
@@ -1964,8 +1890,8 @@ static void check_list_set(struct ctx *c, const json_t *x)
 					   json_array_get(x, j));
 		if (seen != 1)
 			continue;
-		m = (struct sb){0};
-		sb_puts(&m, "Duplicate value: ");
+		m = (strbuf){0};
+		strbuf_puts(&m, "Duplicate value: ");
 		go_value(&m, json_array_get(x, i));
 		fail_at_index(c, i, R_DUPLICATE, &m);
 	}
@@ -1975,28 +1901,28 @@ static void embedded_field(struct ctx *c, const json_t *x, const char *k)
 {
 	json_t *v = json_object_get(x, k);
 	size_t old = path_key(&c->path, k);
-	struct sb m = {0};
+	strbuf m = {0};
 	const char *s;
 
 	if (!v) {
-		sb_puts(&m, "Required value: must not be empty");
+		strbuf_puts(&m, "Required value: must not be empty");
 		add_cause(c, R_REQUIRED, &m);
 	} else if (!json_is_string(v)) {
-		sb_puts(&m, "Invalid value: ");
+		strbuf_puts(&m, "Invalid value: ");
 		go_value(&m, v);
-		sb_puts(&m, ": must be a string");
+		strbuf_puts(&m, ": must be a string");
 		add_cause(c, R_INVALID, &m);
 	} else if (!*(s = json_string_value(v))) {
-		sb_puts(&m, "Invalid value: \"\": must not be empty");
+		strbuf_puts(&m, "Invalid value: \"\": must not be empty");
 		add_cause(c, R_INVALID, &m);
 	} else if (!strcmp(k, "apiVersion") && strchr(s, '/') &&
 		   strchr(s, '/') != strrchr(s, '/')) {
-		sb_puts(&m, "Invalid value: ");
+		strbuf_puts(&m, "Invalid value: ");
 		go_value(&m, v);
-		sb_printf(&m, ": unexpected GroupVersion string: %s", s);
+		strbuf_printf(&m, ": unexpected GroupVersion string: %s", s);
 		add_cause(c, R_INVALID, &m);
 	}
-	sb_truncate(&c->path, old);
+	strbuf_truncate(&c->path, old);
 }
 
 static void validate_ext(struct ctx *c, const struct node *n, const json_t *x,
@@ -2030,7 +1956,7 @@ static void validate_ext(struct ctx *c, const struct node *n, const json_t *x,
 			} else {
 				continue;
 			}
-			sb_truncate(&c->path, old);
+			strbuf_truncate(&c->path, old);
 		}
 	} else if (json_is_array(x)) {
 		if (n->list_type == LIST_SET)
@@ -2041,7 +1967,7 @@ static void validate_ext(struct ctx *c, const struct node *n, const json_t *x,
 		{
 			old = path_index(&c->path, i);
 			validate_ext(c, n->items, v, false, depth + 1);
-			sb_truncate(&c->path, old);
+			strbuf_truncate(&c->path, old);
 		}
 	}
 }
@@ -2090,12 +2016,12 @@ int schema_compile(const json_t *openapi_v3_schema, schema **out, char *err,
 			goto out;
 		}
 	}
-	sb_puts(&c.path, "openAPIV3Schema");
+	strbuf_puts(&c.path, "openAPIV3Schema");
 	rc = compile_node(&c, openapi_v3_schema, 0, &s->root);
 	if (!rc && (rc = prune_defaults(s->root, 0)))
 		cc_oom(&c);
 out:
-	free(c.path.buf);
+	free(c.path.p);
 	if (rc) {
 		schema_free(s);
 		return rc;
@@ -2118,7 +2044,7 @@ int schema_process(const schema *s, json_t *obj, unsigned flags, json_t *causes,
 		validate(&c, s->root, obj, true, 0);
 	if (!c.err)
 		validate_ext(&c, s->root, obj, true, 0);
-	free(c.path.buf);
+	free(c.path.p);
 	if (c.err)
 		return c.err;
 	return (int)(json_array_size(causes) - before);
@@ -2127,43 +2053,43 @@ int schema_process(const schema *s, json_t *obj, unsigned flags, json_t *causes,
 /* ---- structural check -----------------------------------------------------
  */
 
-static bool structural(const json_t *j, struct sb *path, const char *what,
+static bool structural(const json_t *j, strbuf *path, const char *what,
 		       int depth, char *err, size_t errlen);
 
-static bool structural_child(const json_t *j, struct sb *path, const char *sfx,
+static bool structural_child(const json_t *j, strbuf *path, const char *sfx,
 			     const char *what, int depth, char *err,
 			     size_t errlen)
 {
 	size_t old = path->len;
 	bool ok;
 
-	sb_puts(path, sfx);
+	strbuf_puts(path, sfx);
 	ok = structural(j, path, what, depth + 1, err, errlen);
 	if (ok)
-		sb_truncate(path, old);
+		strbuf_truncate(path, old);
 	return ok;
 }
 
-static bool structural(const json_t *j, struct sb *path, const char *what,
+static bool structural(const json_t *j, strbuf *path, const char *what,
 		       int depth, char *err, size_t errlen)
 {
 	json_t *t, *x, *v;
 	const char *k;
-	struct sb sfx = {0};
+	strbuf sfx = {0};
 	bool ok = true;
 
 	if (depth > SCHEMA_MAX_DEPTH) {
 		snprintf(err, errlen,
 			 "%s: Invalid value: nested more than %d "
 			 "levels deep",
-			 sb_str(path), SCHEMA_MAX_DEPTH);
+			 strbuf_str(path), SCHEMA_MAX_DEPTH);
 		return false;
 	}
 	if (!json_is_object(j)) {
 		snprintf(err, errlen,
 			 "%s: Invalid value: must be a schema "
 			 "object",
-			 sb_str(path));
+			 strbuf_str(path));
 		return false;
 	}
 	t = json_object_get(j, "type");
@@ -2174,23 +2100,23 @@ static bool structural(const json_t *j, struct sb *path, const char *what,
 		snprintf(err, errlen,
 			 "%s.type: Required value: must not be "
 			 "empty for specified %s",
-			 sb_str(path), what);
+			 strbuf_str(path), what);
 		return false;
 	}
 	x = json_object_get(j, "properties");
 	if (json_is_object(x)) {
 		json_object_foreach(x, k, v)
 		{
-			sb_truncate(&sfx, 0);
-			sb_printf(&sfx, ".properties[%s]", k);
-			ok = structural_child(v, path, sb_str(&sfx),
+			strbuf_truncate(&sfx, 0);
+			strbuf_printf(&sfx, ".properties[%s]", k);
+			ok = structural_child(v, path, strbuf_str(&sfx),
 					      "object fields", depth, err,
 					      errlen);
 			if (!ok)
 				break;
 		}
 	}
-	free(sfx.buf);
+	free(sfx.p);
 	if (ok && (x = json_object_get(j, "items")) && !json_is_null(x))
 		ok = structural_child(x, path, ".items", "array items", depth,
 				      err, errlen);
@@ -2204,7 +2130,7 @@ static bool structural(const json_t *j, struct sb *path, const char *what,
 bool schema_is_structural(const json_t *openapi_v3_schema, char *err,
 			  size_t errlen)
 {
-	struct sb path = {0};
+	strbuf path = {0};
 	char dummy[1];
 	json_t *t;
 	bool ok;
@@ -2234,12 +2160,12 @@ bool schema_is_structural(const json_t *openapi_v3_schema, char *err,
 				 json_string_value(t));
 		return false;
 	}
-	sb_puts(&path, "openAPIV3Schema");
+	strbuf_puts(&path, "openAPIV3Schema");
 	if (path.oom) {
 		snprintf(err, errlen, "out of memory");
 		return false;
 	}
 	ok = structural(openapi_v3_schema, &path, NULL, 0, err, errlen);
-	free(path.buf);
+	free(path.p);
 	return ok;
 }

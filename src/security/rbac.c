@@ -17,6 +17,7 @@
  *     aggregation controller).
  */
 #include "security/rbac.h"
+#include "util/strbuf.h"
 
 #include <bsd/sys/tree.h>
 #include <errno.h>
@@ -41,87 +42,52 @@
 
 /* ---- growable strings --------------------------------------------------- */
 
-struct sb {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static void sb_putn(struct sb *b, const char *s, size_t n)
-{
-	char *np;
-	size_t cap;
-
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		cap = b->cap ? b->cap : 64;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		np = realloc(b->p, cap);
-		if (!np) {
-			b->oom = true;
-			return;
-		}
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void sb_puts(struct sb *b, const char *s)
-{
-	sb_putn(b, s, strlen(s));
-}
-
 /* Go's %q of a string (strconv.Quote), for ASCII; other bytes pass. */
-static void sb_quote(struct sb *b, const char *s)
+static void sb_quote(strbuf *b, const char *s)
 {
 	static const char esc[] = "\a\b\f\n\r\t\v";
 	static const char let[] = "abfnrtv";
 	char tmp[8];
 	const char *e;
 
-	sb_putn(b, "\"", 1);
+	strbuf_putn(b, "\"", 1);
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
 
 		if (c == '"' || c == '\\') {
 			tmp[0] = '\\';
 			tmp[1] = (char)c;
-			sb_putn(b, tmp, 2);
+			strbuf_putn(b, tmp, 2);
 		} else if (c && (e = strchr(esc, c))) {
 			tmp[0] = '\\';
 			tmp[1] = let[e - esc];
-			sb_putn(b, tmp, 2);
+			strbuf_putn(b, tmp, 2);
 		} else if (c < 0x20 || c == 0x7f) {
 			snprintf(tmp, sizeof(tmp), "\\x%02x", c);
-			sb_puts(b, tmp);
+			strbuf_puts(b, tmp);
 		} else {
-			sb_putn(b, s, 1);
+			strbuf_putn(b, s, 1);
 		}
 	}
-	sb_putn(b, "\"", 1);
+	strbuf_putn(b, "\"", 1);
 }
 
 /* Go's %q of a []string: ["a" "b"]. */
-static void sb_quotev(struct sb *b, char *const *v, size_t n)
+static void sb_quotev(strbuf *b, char *const *v, size_t n)
 {
 	size_t i;
 
-	sb_putn(b, "[", 1);
+	strbuf_putn(b, "[", 1);
 	for (i = 0; i < n; i++) {
 		if (i)
-			sb_putn(b, " ", 1);
+			strbuf_putn(b, " ", 1);
 		sb_quote(b, v[i]);
 	}
-	sb_putn(b, "]", 1);
+	strbuf_putn(b, "]", 1);
 }
 
 /* Copy b to dst (truncated, NUL-terminated) and free it. */
-static void sb_out(struct sb *b, char *dst, size_t len)
+static void sb_out(strbuf *b, char *dst, size_t len)
 {
 	if (dst && len) {
 		if (b->oom)
@@ -755,7 +721,7 @@ static const struct role *ref_role(const rbac *r, const struct binding *b,
 {
 	const struct role *ro = NULL;
 	const char *res;
-	struct sb m = {0};
+	strbuf m = {0};
 
 	if (!strcmp(b->ref_kind, "Role")) {
 		ro = role_get(&r->roles, b->ns, b->ref_name);
@@ -764,16 +730,16 @@ static const struct role *ref_role(const rbac *r, const struct binding *b,
 		ro = role_get(&r->croles, "", b->ref_name);
 		res = plural ? "clusterroles" : "clusterrole";
 	} else {
-		sb_puts(&m, "unsupported role reference kind: ");
+		strbuf_puts(&m, "unsupported role reference kind: ");
 		sb_quote(&m, b->ref_kind);
 		sb_out(&m, err, errlen);
 		return NULL;
 	}
 	if (!ro) {
-		sb_puts(&m, res);
-		sb_puts(&m, "." RBAC_GROUP " ");
+		strbuf_puts(&m, res);
+		strbuf_puts(&m, "." RBAC_GROUP " ");
 		sb_quote(&m, b->ref_name);
-		sb_puts(&m, " not found");
+		strbuf_puts(&m, " not found");
 		sb_out(&m, err, errlen);
 	}
 	return ro;
@@ -850,21 +816,21 @@ static void errs_add(struct errlist *e, const char *msg)
 	e->n++;
 }
 
-static void errs_print(const struct errlist *e, struct sb *b)
+static void errs_print(const struct errlist *e, strbuf *b)
 {
 	size_t i;
 
 	if (e->n == 1) {
-		sb_puts(b, e->v[0]);
+		strbuf_puts(b, e->v[0]);
 		return;
 	}
-	sb_puts(b, "[");
+	strbuf_puts(b, "[");
 	for (i = 0; i < e->n; i++) {
 		if (i)
-			sb_puts(b, ", ");
-		sb_puts(b, e->v[i]);
+			strbuf_puts(b, ", ");
+		strbuf_puts(b, e->v[i]);
 	}
-	sb_puts(b, "]");
+	strbuf_puts(b, "]");
 }
 
 static void errs_free(struct errlist *e)
@@ -903,34 +869,34 @@ static bool authz_visit(void *arg, const struct source *src,
 	return true;
 }
 
-static void describe(struct sb *m, const struct source *src)
+static void describe(strbuf *m, const struct source *src)
 {
 	const struct binding *b = src->b;
 	const struct subject *s = src->s;
-	struct sb t = {0};
+	strbuf t = {0};
 
 	if (b->ns[0]) {
-		sb_puts(&t, b->name);
-		sb_puts(&t, "/");
-		sb_puts(&t, b->ns);
-		sb_puts(m, "RoleBinding ");
+		strbuf_puts(&t, b->name);
+		strbuf_puts(&t, "/");
+		strbuf_puts(&t, b->ns);
+		strbuf_puts(m, "RoleBinding ");
 	} else {
-		sb_puts(&t, b->name);
-		sb_puts(m, "ClusterRoleBinding ");
+		strbuf_puts(&t, b->name);
+		strbuf_puts(m, "ClusterRoleBinding ");
 	}
 	sb_quote(m, t.p ? t.p : "");
-	sb_puts(m, " of ");
-	sb_puts(m, b->ref_kind);
-	sb_puts(m, " ");
+	strbuf_puts(m, " of ");
+	strbuf_puts(m, b->ref_kind);
+	strbuf_puts(m, " ");
 	sb_quote(m, b->ref_name);
-	sb_puts(m, " to ");
-	sb_puts(m, s->kind);
-	sb_puts(m, " ");
+	strbuf_puts(m, " to ");
+	strbuf_puts(m, s->kind);
+	strbuf_puts(m, " ");
 	t.len = 0;
-	sb_puts(&t, s->name);
+	strbuf_puts(&t, s->name);
 	if (!strcmp(s->kind, "ServiceAccount")) {
-		sb_puts(&t, "/");
-		sb_puts(&t, s->ns[0] ? s->ns : b->ns);
+		strbuf_puts(&t, "/");
+		strbuf_puts(&t, s->ns[0] ? s->ns : b->ns);
 	}
 	sb_quote(m, t.p ? t.p : "");
 	if (t.oom)
@@ -939,16 +905,16 @@ static void describe(struct sb *m, const struct source *src)
 }
 
 static bool allowed(const rbac *r, const rbac_user *u, const rbac_attrs *a,
-		    struct sb *reason)
+		    strbuf *reason)
 {
 	struct authz z = {.a = a};
-	struct sb comb = {0};
+	strbuf comb = {0};
 	bool ok;
 
-	sb_puts(&comb, str(a->resource));
+	strbuf_puts(&comb, str(a->resource));
 	if (a->subresource && a->subresource[0]) {
-		sb_puts(&comb, "/");
-		sb_puts(&comb, a->subresource);
+		strbuf_puts(&comb, "/");
+		strbuf_puts(&comb, a->subresource);
 	}
 	z.combined = comb.p ? comb.p : "";
 	/* a non-resource request has no namespace: RoleBindings never apply */
@@ -957,10 +923,10 @@ static bool allowed(const rbac *r, const rbac_user *u, const rbac_attrs *a,
 			    authz_visit, &z);
 	ok = z.found;
 	if (ok) {
-		sb_puts(reason, "RBAC: allowed by ");
+		strbuf_puts(reason, "RBAC: allowed by ");
 		describe(reason, &z.src);
 	} else if (z.errs.n) {
-		sb_puts(reason, "RBAC: ");
+		strbuf_puts(reason, "RBAC: ");
 		errs_print(&z.errs, reason);
 	}
 	errs_free(&z.errs);
@@ -971,7 +937,7 @@ static bool allowed(const rbac *r, const rbac_user *u, const rbac_attrs *a,
 bool rbac_allowed(const rbac *r, const rbac_user *u, const rbac_attrs *a,
 		  char *reason, size_t len)
 {
-	struct sb m = {0};
+	strbuf m = {0};
 	bool ok = a && allowed(r, u, a, &m);
 
 	sb_out(&m, reason, len);
@@ -1343,30 +1309,30 @@ static void cover_rule(struct cover *c, const struct rule *ru)
 /* rbacv1helpers.CompactString of one missing line. */
 static char *compact_string(const struct missing *m)
 {
-	struct sb b = {0};
+	strbuf b = {0};
 	char *one[1];
 
-	sb_puts(&b, "{");
+	strbuf_puts(&b, "{");
 	if (m->a.url) {
 		one[0] = (char *)m->a.url;
-		sb_puts(&b, "NonResourceURLs:");
+		strbuf_puts(&b, "NonResourceURLs:");
 		sb_quotev(&b, one, 1);
 	} else {
 		one[0] = (char *)m->a.group;
-		sb_puts(&b, "APIGroups:");
+		strbuf_puts(&b, "APIGroups:");
 		sb_quotev(&b, one, 1);
 		one[0] = (char *)m->a.resource;
-		sb_puts(&b, ", Resources:");
+		strbuf_puts(&b, ", Resources:");
 		sb_quotev(&b, one, 1);
 		if (m->a.name) {
 			one[0] = (char *)m->a.name;
-			sb_puts(&b, ", ResourceNames:");
+			strbuf_puts(&b, ", ResourceNames:");
 			sb_quotev(&b, one, 1);
 		}
 	}
-	sb_puts(&b, ", Verbs:");
+	strbuf_puts(&b, ", Verbs:");
 	sb_quotev(&b, (char *const *)m->verbs, m->nverbs);
-	sb_puts(&b, "}");
+	strbuf_puts(&b, "}");
 	if (b.oom) {
 		free(b.p);
 		return NULL;
@@ -1380,7 +1346,7 @@ static int strp_cmp(const void *a, const void *b)
 }
 
 /* The sorted, deduplicated lines of the missing permissions. */
-static void print_missing(struct sb *m, struct cover *c)
+static void print_missing(strbuf *m, struct cover *c)
 {
 	char **lines = calloc(c->nmiss + 1, sizeof(char *));
 	size_t i, n = 0;
@@ -1401,13 +1367,13 @@ static void print_missing(struct sb *m, struct cover *c)
 			if (i && !strcmp(lines[i], lines[i - 1]))
 				continue;
 			if (n++)
-				sb_puts(m, "\n");
-			sb_puts(m, lines[i]);
+				strbuf_puts(m, "\n");
+			strbuf_puts(m, lines[i]);
 		}
 		if (c->more) {
 			snprintf(tail, sizeof(tail), "\n... and %zu more",
 				 c->more);
-			sb_puts(m, tail);
+			strbuf_puts(m, tail);
 		}
 	}
 	for (i = 0; i < c->nmiss; i++)
@@ -1415,19 +1381,19 @@ static void print_missing(struct sb *m, struct cover *c)
 	free(lines);
 }
 
-static void user_desc(struct sb *m, const rbac_user *u)
+static void user_desc(strbuf *m, const rbac_user *u)
 {
 	size_t i;
 
-	sb_puts(m, "user ");
+	strbuf_puts(m, "user ");
 	sb_quote(m, u ? str(u->name) : "");
-	sb_puts(m, " (groups=[");
+	strbuf_puts(m, " (groups=[");
 	for (i = 0; u && i < u->ngroups; i++) {
 		if (i)
-			sb_puts(m, " ");
+			strbuf_puts(m, " ");
 		sb_quote(m, str(u->groups[i]));
 	}
-	sb_puts(m, "])");
+	strbuf_puts(m, "])");
 }
 
 /*
@@ -1438,7 +1404,7 @@ static void user_desc(struct sb *m, const rbac_user *u)
  */
 static int confirm_no_escalation(const rbac *r, const rbac_user *u,
 				 const char *ns, const struct rule *const *want,
-				 size_t nwant, struct sb *m)
+				 size_t nwant, strbuf *m)
 {
 	struct collect col = {{0}, {0}, false};
 	struct cover c = {0};
@@ -1455,7 +1421,7 @@ static int confirm_no_escalation(const rbac *r, const rbac_user *u,
 	for (i = 0; i < nwant && atoms <= RBAC_ATOMS_MAX; i++)
 		atoms += atoms_of(want[i]);
 	if (atoms > RBAC_ATOMS_MAX) {
-		sb_puts(m, "too many permissions to check for escalation (more "
+		strbuf_puts(m, "too many permissions to check for escalation (more "
 			   "than 262144 apiGroup/resource/verb/resourceName "
 			   "combinations): split the rules");
 		rc = -E2BIG;
@@ -1470,13 +1436,13 @@ static int confirm_no_escalation(const rbac *r, const rbac_user *u,
 	if (!c.nmiss && !c.more)
 		goto out;
 	user_desc(m, u);
-	sb_puts(m, " is attempting to grant RBAC permissions not currently "
+	strbuf_puts(m, " is attempting to grant RBAC permissions not currently "
 		   "held:\n");
 	print_missing(m, &c);
 	if (col.errs.n) {
-		sb_puts(m, "; resolution errors: [");
+		strbuf_puts(m, "; resolution errors: [");
 		errs_print(&col.errs, m);
-		sb_puts(m, "]");
+		strbuf_puts(m, "]");
 	}
 	rc = m->oom ? -ENOMEM : -EACCES;
 out:
@@ -1499,7 +1465,7 @@ static bool holds(const rbac *r, const rbac_user *u, const char *verb,
 		  const char *ns)
 {
 	rbac_attrs a = {true, verb, group, res, "", name, ns, ""};
-	struct sb m = {0};
+	strbuf m = {0};
 	bool ok = allowed(r, u, &a, &m);
 
 	free(m.p);
@@ -1508,7 +1474,7 @@ static bool holds(const rbac *r, const rbac_user *u, const char *verb,
 
 /* Full authority: * on *.* and on every URL, as for aggregationRule. */
 static int confirm_full_authority(const rbac *r, const rbac_user *u,
-				  struct sb *m)
+				  strbuf *m)
 {
 	static char *star[] = {"*"};
 	static const struct rule all[2] = {
@@ -1529,7 +1495,7 @@ static bool aggr_changed(const struct role *old, const struct role *nw)
 
 static int may_write_role(const rbac *r, const rbac_user *u, bool cluster,
 			  const char *ns, const char *name, const json_t *obj,
-			  struct sb *m)
+			  strbuf *m)
 {
 	const struct role *old;
 	struct role *ro;
@@ -1540,7 +1506,7 @@ static int may_write_role(const rbac *r, const rbac_user *u, bool cluster,
 
 	rc = parse_role(obj, cluster, ns, name, &ro, err, sizeof(err));
 	if (rc) {
-		sb_puts(m, err);
+		strbuf_puts(m, err);
 		return rc;
 	}
 	old = role_get(cluster ? &r->croles : &r->roles, ns, name);
@@ -1560,7 +1526,7 @@ static int may_write_role(const rbac *r, const rbac_user *u, bool cluster,
 	rc = confirm_full_authority(r, u, m);
 	if (rc == -EACCES) {
 		m->len = 0;
-		sb_puts(m, "must have cluster-admin privileges to use the "
+		strbuf_puts(m, "must have cluster-admin privileges to use the "
 			   "aggregationRule");
 	}
 out:
@@ -1570,7 +1536,7 @@ out:
 }
 
 static int may_write_binding(const rbac *r, const rbac_user *u, const char *ns,
-			     const char *name, const json_t *obj, struct sb *m)
+			     const char *name, const json_t *obj, strbuf *m)
 {
 	struct binding *b;
 	const struct role *ro;
@@ -1580,7 +1546,7 @@ static int may_write_binding(const rbac *r, const rbac_user *u, const char *ns,
 
 	rc = parse_binding(obj, ns, name, &b, err, sizeof(err));
 	if (rc) {
-		sb_puts(m, err);
+		strbuf_puts(m, err);
 		return rc;
 	}
 	if (!strcmp(b->ref_kind, "ClusterRole"))
@@ -1591,7 +1557,7 @@ static int may_write_binding(const rbac *r, const rbac_user *u, const char *ns,
 		goto out;
 	ro = ref_role(r, b, true, err, sizeof(err));
 	if (!ro) {
-		sb_puts(m, err);
+		strbuf_puts(m, err);
 		rc = -ENOENT;
 		goto out;
 	}
@@ -1605,7 +1571,7 @@ bool rbac_may_write(const rbac *r, const rbac_user *u, const char *kind,
 		    const char *ns, const json_t *obj, char *err, size_t errlen)
 {
 	enum rbac_kind k = kind_of(kind);
-	struct sb m = {0}, out = {0};
+	strbuf m = {0}, out = {0};
 	const char *name;
 	int rc;
 
@@ -1627,12 +1593,12 @@ bool rbac_may_write(const rbac *r, const rbac_user *u, const char *kind,
 	else
 		rc = may_write_binding(r, u, str(ns), name, obj, &m);
 	if (rc == -EACCES || rc == -E2BIG) {
-		sb_puts(&out, plural_of[k]);
-		sb_puts(&out, "." RBAC_GROUP " ");
+		strbuf_puts(&out, plural_of[k]);
+		strbuf_puts(&out, "." RBAC_GROUP " ");
 		sb_quote(&out, name);
-		sb_puts(&out, " is forbidden: ");
+		strbuf_puts(&out, " is forbidden: ");
 		if (m.p)
-			sb_puts(&out, m.p);
+			strbuf_puts(&out, m.p);
 		free(m.p);
 		sb_out(&out, err, errlen);
 	} else if (rc == -ENOMEM) {
@@ -1696,7 +1662,7 @@ json_t *rbac_rules_for(const rbac *r, const rbac_user *u, const char *ns)
 {
 	struct collect col = {{0}, {0}, false};
 	json_t *out, *res, *nonres;
-	struct sb e = {0};
+	strbuf e = {0};
 	size_t i;
 	int rc = 0;
 
