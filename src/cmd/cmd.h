@@ -21,6 +21,9 @@ int cmd_token(int argc, char **argv);
 /* audit.c */
 int cmd_audit(int argc, char **argv);
 
+/* agent.c (src/agent/ does the work) */
+int cmd_agent(int argc, char **argv);
+
 /* kubeconfig.c: the admin kubeconfig serve writes, read back by the
  * commands that call the API. */
 typedef struct kubeconfig {

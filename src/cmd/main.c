@@ -16,6 +16,7 @@ static const struct {
     {"restore", cmd_restore, "put a backup back into a data directory"},
     {"token", cmd_token, "create or revoke a bearer token"},
     {"audit", cmd_audit, "verify the audit log's hash chain"},
+    {"agent", cmd_agent, "join this machine to a mesh and enforce its map"},
 };
 
 static void usage(FILE *f)
