@@ -28,6 +28,7 @@
 #include <openssl/evp.h>
 
 #include "api/selector.h"
+#include "util/smap.h"
 
 /* ---- small containers ------------------------------------------------- */
 
@@ -54,92 +55,6 @@ static void pvec_free(pvec *a)
 {
 	free(a->v);
 	memset(a, 0, sizeof(*a));
-}
-
-/* A string-keyed hash table of pointers (chained, power-of-two size). */
-typedef struct sent {
-	const char *key; /* borrowed from the value */
-	void *val;
-	struct sent *next;
-} sent;
-
-typedef struct smap {
-	sent **b;
-	size_t nb, n;
-} smap;
-
-static uint64_t str_hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
-
-static void *smap_get(const smap *m, const char *key)
-{
-	if (!m->nb)
-		return NULL;
-	for (sent *e = m->b[str_hash(key) & (m->nb - 1)]; e; e = e->next)
-		if (!strcmp(e->key, key))
-			return e->val;
-	return NULL;
-}
-
-static int smap_put(smap *m, const char *key, void *val)
-{
-	if (m->n + 1 > m->nb) {
-		size_t nb = m->nb ? m->nb * 2 : 16;
-		sent **b = calloc(nb, sizeof(*b));
-		if (!b)
-			return -ENOMEM;
-		for (size_t i = 0; i < m->nb; i++)
-			for (sent *e = m->b[i], *nx; e; e = nx) {
-				nx = e->next;
-				size_t k = str_hash(e->key) & (nb - 1);
-				e->next = b[k];
-				b[k] = e;
-			}
-		free(m->b);
-		m->b = b;
-		m->nb = nb;
-	}
-	sent *e = malloc(sizeof(*e));
-	if (!e)
-		return -ENOMEM;
-	size_t k = str_hash(key) & (m->nb - 1);
-	e->key = key;
-	e->val = val;
-	e->next = m->b[k];
-	m->b[k] = e;
-	m->n++;
-	return 0;
-}
-
-static void smap_del(smap *m, const char *key)
-{
-	if (!m->nb)
-		return;
-	for (sent **pp = &m->b[str_hash(key) & (m->nb - 1)]; *pp;
-	     pp = &(*pp)->next)
-		if (!strcmp((*pp)->key, key)) {
-			sent *e = *pp;
-			*pp = e->next;
-			free(e);
-			m->n--;
-			return;
-		}
-}
-
-static void smap_free(smap *m)
-{
-	for (size_t i = 0; i < m->nb; i++)
-		for (sent *e = m->b[i], *nx; e; e = nx) {
-			nx = e->next;
-			free(e);
-		}
-	free(m->b);
-	memset(m, 0, sizeof(*m));
 }
 
 /* ---- the model -------------------------------------------------------- */
@@ -810,7 +725,7 @@ static int peer_join(mesh *m, mpeer *p)
 	for (int kind = OWN_POLICY; kind <= OWN_ROUTE; kind++) {
 		smap *om = owner_map(n, kind);
 		for (size_t b = 0; b < om->nb; b++)
-			for (sent *e = om->b[b]; e; e = e->next) {
+			for (smap_ent *e = om->b[b]; e; e = e->next) {
 				mowner *o = e->val;
 				uint8_t s = 0;
 				if (sel_match(o->sa, p->labels))
@@ -910,7 +825,7 @@ void mesh_free(mesh *m)
 		for (int kind = OWN_POLICY; kind <= OWN_ROUTE; kind++) {
 			smap *om = owner_map(n, kind);
 			for (size_t b = 0; b < om->nb; b++)
-				for (sent *e = om->b[b]; e; e = e->next)
+				for (smap_ent *e = om->b[b]; e; e = e->next)
 					owner_free(e->val);
 			smap_free(om);
 		}
@@ -1838,7 +1753,7 @@ void mesh_get_stats(const mesh *m, mesh_stats *st)
 			const smap *om =
 			    kind == OWN_POLICY ? &n->policies : &n->routes;
 			for (size_t b = 0; b < om->nb; b++)
-				for (sent *e = om->b[b]; e; e = e->next) {
+				for (smap_ent *e = om->b[b]; e; e = e->next) {
 					const mowner *o = e->val;
 					st->memberships +=
 					    o->side[0].n + o->side[1].n;
