@@ -226,7 +226,164 @@ static const char token_crd[] =
 	"'user':{'type':'string','minLength':1},"
 	"'groups':{'type':'array','items':{'type':'string'}},"
 	"'expiresAt':{'type':'string','format':'date-time'},"
+	"'peer':{'type':'object','description':'A mesh peer credential: "
+	"valid while this Peer exists.','properties':{"
+	"'namespace':{'type':'string'},'name':{'type':'string'},"
+	"'uid':{'type':'string'}}},"
 	"'description':{'type':'string'}}}}}}}]}}";
+
+
+/* The mesh (mesh.signalbox.dev/v1alpha1, docs/MESH.md). */
+#define MESH_CRD(plural, singular, kind, scope, extra, cols, props)           \
+	"{'apiVersion':'apiextensions.k8s.io/v1',"                            \
+	"'kind':'CustomResourceDefinition',"                                  \
+	"'metadata':{'name':'" plural ".mesh.signalbox.dev'" extra "},"       \
+	"'spec':{'group':'mesh.signalbox.dev','scope':'" scope "',"           \
+	"'names':{'plural':'" plural "','singular':'" singular "',"           \
+	"'kind':'" kind "','categories':['mesh']},"                           \
+	"'versions':[{'name':'v1alpha1','served':true,'storage':true,"        \
+	"'subresources':{'status':{}},"                                       \
+	"'additionalPrinterColumns':[" cols                                    \
+	"{'name':'Age','type':'date','jsonPath':'.metadata.creationTimestamp'}],"\
+	"'schema':{'openAPIV3Schema':{'type':'object','properties':{"          \
+	TYPEMETA "," META "," props "}}}}]}}"
+
+#define LABEL_SELECTOR(desc)                                                  \
+	"{'type':'object','description':'" desc "','properties':{"            \
+	"'matchLabels':{'type':'object',"                                     \
+	"'additionalProperties':{'type':'string'}},"                          \
+	"'matchExpressions':{'type':'array','items':{'type':'object',"       \
+	"'required':['key','operator'],'properties':{"                        \
+	"'key':{'type':'string'},"                                            \
+	"'operator':{'type':'string','enum':['In','NotIn','Exists',"          \
+	"'DoesNotExist']},"                                                   \
+	"'values':{'type':'array','items':{'type':'string'}}}}}}}"
+
+#define CIDR_PATTERN                                                          \
+	"^([0-9]{1,3}[.]){3}[0-9]{1,3}/[0-9]{1,2}$"
+
+static const char network_crd[] = MESH_CRD("networks", "network", "Network",
+	"Namespaced", "",
+	"{'name':'CIDR','type':'string','jsonPath':'.spec.cidr'},"
+	"{'name':'Domain','type':'string','jsonPath':'.spec.domain'},",
+	"'spec':{'type':'object','description':'The address range and DNS "
+	"domain of the namespace mesh. The oldest Network of a namespace is "
+	"the one used.','properties':{"
+	"'cidr':{'type':'string','default':'100.64.0.0/10',"
+	"'pattern':'" CIDR_PATTERN "'},"
+	"'domain':{'type':'string','default':'mesh.local',"
+	"'pattern':'^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*"
+	"[a-z0-9])?)*$','maxLength':200}}},"
+	"'status':{'type':'object','properties':{" CONDITIONS "}}");
+
+static const char peer_crd[] = MESH_CRD("peers", "peer", "Peer",
+	"Namespaced", "",
+	"{'name':'Address','type':'string','jsonPath':'.status.address'},"
+	"{'name':'Online','type':'boolean','jsonPath':'.status.online'},"
+	"{'name':'Last Seen','type':'date','jsonPath':'.status.lastSeen'},"
+	"{'name':'Endpoints','type':'string','jsonPath':'.status.endpoints',"
+	"'priority':1},"
+	"{'name':'Version','type':'string','jsonPath':'.status.agentVersion',"
+	"'priority':1},"
+	"{'name':'Public Key','type':'string','jsonPath':'.spec.publicKey',"
+	"'priority':1},",
+	"'spec':{'type':'object','description':'A machine of the mesh. Its "
+	"labels are its groups.','properties':{"
+	"'publicKey':{'type':'string','description':'WireGuard public key, "
+	"base64','pattern':'^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$'},"
+	"'expiresAt':{'type':'string','format':'date-time'},"
+	"'ephemeral':{'type':'boolean','default':false}}},"
+	"'status':{'type':'object','properties':{"
+	"'address':{'type':'string'},"
+	"'endpoints':{'type':'array','items':{'type':'string'}},"
+	"'online':{'type':'boolean'},"
+	"'lastSeen':{'type':'string','format':'date-time'},"
+	"'agentVersion':{'type':'string'},"
+	"'handshakes':{'type':'array','items':{'type':'object',"
+	"'properties':{'peer':{'type':'string'},"
+	"'lastHandshake':{'type':'string','format':'date-time'}}}},"
+	CONDITIONS "}}");
+
+static const char policy_crd[] = MESH_CRD("policies", "policy", "Policy",
+	"Namespaced", "",
+	"{'name':'Bidirectional','type':'boolean',"
+	"'jsonPath':'.spec.bidirectional'},"
+	"{'name':'Ports','type':'string','jsonPath':'.spec.ports[*].port'},",
+	"'spec':{'type':'object','required':['from','to'],'description':"
+	"'Allows traffic from the from peers to the to peers on ports (every "
+	"port when empty), and back when bidirectional. Everything else is "
+	"denied.','properties':{"
+	"'from':" LABEL_SELECTOR("Peers that may send.") ","
+	"'to':" LABEL_SELECTOR("Peers that may receive.") ","
+	"'ports':{'type':'array','items':{'type':'object','properties':{"
+	"'protocol':{'type':'string','default':'TCP',"
+	"'enum':['TCP','UDP','ICMP','any']},"
+	"'port':{'type':'integer','minimum':1,'maximum':65535},"
+	"'endPort':{'type':'integer','minimum':1,'maximum':65535}}}},"
+	"'bidirectional':{'type':'boolean','default':false}}},"
+	"'status':{'type':'object','properties':{" CONDITIONS "}}");
+
+static const char route_crd[] = MESH_CRD("routes", "route", "Route",
+	"Namespaced", "",
+	"{'name':'Destination','type':'string',"
+	"'jsonPath':'.spec.destination'},"
+	"{'name':'Active','type':'string','jsonPath':'.status.active'},",
+	"'spec':{'type':'object','required':['destination','via'],"
+	"'description':'A network reached through router peers: the first "
+	"online peer of via carries it for the peers of for.','properties':{"
+	"'destination':{'type':'string','pattern':'" CIDR_PATTERN "'},"
+	"'via':" LABEL_SELECTOR("The router peers.") ","
+	"'for':" LABEL_SELECTOR("The peers that get the route (all when {}).")
+	"}},"
+	"'status':{'type':'object','properties':{"
+	"'active':{'type':'string'}," CONDITIONS "}}");
+
+static const char setupkey_crd[] = MESH_CRD("setupkeys", "setupkey",
+	"SetupKey", "Namespaced", "",
+	"{'name':'Prefix','type':'string','jsonPath':'.status.prefix'},"
+	"{'name':'Reusable','type':'boolean','jsonPath':'.spec.reusable'},"
+	"{'name':'Used','type':'integer','jsonPath':'.status.used'},"
+	"{'name':'Limit','type':'integer','jsonPath':'.spec.usageLimit'},"
+	"{'name':'Expires','type':'string','jsonPath':'.status.expiresAt'},"
+	"{'name':'Ephemeral','type':'boolean','jsonPath':'.spec.ephemeral',"
+	"'priority':1},",
+	"'spec':{'type':'object','description':'An enrolment key. Its secret "
+	"is shown once, in the answer to its creation, and stored only as a "
+	"hash.','properties':{"
+	"'reusable':{'type':'boolean','default':false},"
+	"'usageLimit':{'type':'integer','minimum':0,'description':'Most "
+	"enrolments of a reusable key; 0 is no limit.'},"
+	"'expiresAt':{'type':'string','format':'date-time'},"
+	"'ttl':{'type':'string','description':'Lifetime from creation, "
+	"e.g. 24h, 30m, 90s.','pattern':'^([0-9]+(h|m|s))+$'},"
+	"'ephemeral':{'type':'boolean','default':false},"
+	"'peerLabels':{'type':'object','additionalProperties':"
+	"{'type':'string'}}}},"
+	"'status':{'type':'object','properties':{"
+	"'key':{'type':'string'},'prefix':{'type':'string'},"
+	"'hash':{'type':'string'},'used':{'type':'integer'},"
+	"'expiresAt':{'type':'string','format':'date-time'},"
+	CONDITIONS "}}");
+
+/* Enrolment: answered, never stored (docs/MESH.md). */
+static const char enrollment_crd[] =
+	"{'apiVersion':'apiextensions.k8s.io/v1',"
+	"'kind':'CustomResourceDefinition',"
+	"'metadata':{'name':'enrollments.mesh.signalbox.dev',"
+	"'annotations':{'signalbox.dev/verbs':'create'}},"
+	"'spec':{'group':'mesh.signalbox.dev','scope':'Cluster',"
+	"'names':{'plural':'enrollments','singular':'enrollment',"
+	"'kind':'Enrollment'},"
+	"'versions':[{'name':'v1alpha1','served':true,'storage':true,"
+	"'schema':{'openAPIV3Schema':{'type':'object','properties':{"
+	TYPEMETA "," META ",'spec':{'type':'object',"
+	"'required':['setupKey','publicKey','hostname'],'properties':{"
+	"'setupKey':{'type':'string'},'publicKey':{'type':'string'},"
+	"'hostname':{'type':'string'},"
+	"'endpoints':{'type':'array','items':{'type':'string'}},"
+	"'agentVersion':{'type':'string'}}},"
+	"'status':{'type':'object',"
+	"'x-kubernetes-preserve-unknown-fields':true}}}}}]}}";
 
 const char *const reg_builtin_crds[] = {
 	namespace_crd,
@@ -241,6 +398,12 @@ const char *const reg_builtin_crds[] = {
 	sar_crd,
 	lsar_crd,
 	token_crd,
+	network_crd,
+	peer_crd,
+	policy_crd,
+	route_crd,
+	setupkey_crd,
+	enrollment_crd,
 	NULL,
 };
 /* clang-format on */

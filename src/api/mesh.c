@@ -1,0 +1,4 @@
+/*
+ * mesh.c -- the mesh controllers and endpoints (being written).
+ */
+#include "api/api_int.h"
