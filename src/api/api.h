@@ -34,8 +34,12 @@ typedef struct api_options {
 	const char *token_auth_file; /* kube-apiserver static token CSV */
 	const char *audit_log_path;  /* NULL: no audit log */
 	const char *audit_policy_file;
-	size_t audit_max_bytes;	     /* rotate past this; default 100 MiB */
-	int audit_max_backups;	     /* rotated files kept; default 10 */
+	size_t audit_max_bytes; /* rotate past this; default 100 MiB */
+	int audit_max_backups;	/* rotated files kept; default 10 */
+	/* The mesh (docs/MESH.md). */
+	int mesh_lease_seconds;	    /* a peer's lease; default 15 */
+	int mesh_ephemeral_seconds; /* ephemeral peers offline; default 600 */
+	bool mesh_bootstrap; /* default Network + allow-all; default true */
 } api_options;
 
 void api_options_init(api_options *o);

@@ -18,9 +18,9 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <sys/queue.h>
-#include <openssl/ssl.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -81,22 +81,23 @@ struct api_req {
 	char *val;   /* its serialized value (owned), idem */
 	json_t *aux; /* handler's scratch (owned) */
 	int retries;
-	bool generated;		   /* create: the name came from generateName */
-	bool dry_run_body;	   /* DeleteOptions said dryRun: ["All"] */
-	bool reply_scale;	   /* a scale write: answer with the Scale */
+	bool generated;	   /* create: the name came from generateName */
+	bool dry_run_body; /* DeleteOptions said dryRun: ["All"] */
+	bool reply_scale;  /* a scale write: answer with the Scale */
+	char *secret;	   /* a new SetupKey's secret, for the answer */
 	/* Copied on arrival: the audit record is written after evhttp may
 	 * have freed ev (a watch whose client went away). */
 	enum evhttp_cmd_type method;
-	char *uri;		   /* as sent, with the query */
-	char *user_agent;	   /* or NULL */
-	char *peer;		   /* client address, or NULL */
-	api_identity id;	   /* set by api_authenticate */
-	bool auth_failed;	   /* 401: audited at ResponseStarted */
-	const char *resp_body;	   /* the reply, during api_req_finish */
+	char *uri;	       /* as sent, with the query */
+	char *user_agent;      /* or NULL */
+	char *peer;	       /* client address, or NULL */
+	api_identity id;       /* set by api_authenticate */
+	bool auth_failed;      /* 401: audited at ResponseStarted */
+	const char *resp_body; /* the reply, during api_req_finish */
 	size_t resp_len;
-	bool allowed;		   /* the authorizer's decision */
-	char *authz_reason;	   /* and its reason (owned) */
-	struct timeval received;   /* wall clock, for audit */
+	bool allowed;		 /* the authorizer's decision */
+	char *authz_reason;	 /* and its reason (owned) */
+	struct timeval received; /* wall clock, for audit */
 	char audit_id[37];
 	int txn_err;		   /* set on the store thread */
 	store_txn_result *txn_res; /* idem; freed after done runs */
@@ -124,7 +125,7 @@ struct api_server {
 	struct evhttp *http;
 	struct evhttp_bound_socket *sock;
 	int port;
-	int wake_fd;	     /* eventfd written from store threads */
+	int wake_fd;	    /* eventfd written from store threads */
 	struct event *wake; /* reads wake_fd on the loop */
 	pthread_mutex_t done_mu;
 	struct api_req_list done; /* completed store requests */
@@ -137,6 +138,7 @@ struct api_server {
 	json_t *openapi_v2;
 	json_t *openapi_v3_paths;
 	struct api_auth *auth; /* auth.c */
+	struct api_mesh *mesh; /* mesh.c */
 	SSL_CTX *ssl_ctx;      /* NULL: plain HTTP (--insecure-http) */
 	/* Open watch streams, to end them at shutdown. */
 	LIST_HEAD(, watch_stream) watches;
@@ -242,6 +244,25 @@ const char *api_k8s_verb(const api_req *r);
 void api_review(api_req *r);
 /* Record r at stage ("RequestReceived", "ResponseComplete", ...). */
 void api_audit(api_req *r, const char *stage, int code);
+
+/* ---- mesh.c ---- */
+/* Load the mesh objects into the model, follow them, run the
+ * controllers; bootstrap the default mesh on the first start. */
+int api_mesh_start(api_server *a, char *err, size_t errlen);
+/* End the map streams (shutdown). */
+void api_mesh_stop(api_server *a);
+void api_mesh_free(api_server *a);
+/* POST .../enrollments. */
+void api_mesh_enroll(api_req *r);
+/* GET .../peers/NAME/networkmap[?watch=true&serial=N]. */
+void api_mesh_networkmap(api_req *r);
+/* Semantic checks of a mesh object being written, beyond its schema, and
+ * for a new SetupKey its secret (into status, and r->secret). Adds causes;
+ * returns their count. */
+size_t api_mesh_admit(api_req *r, json_t *obj, json_t *causes);
+/* Whether a peer credential's peer (Token spec.peer: namespace, name,
+ * uid) exists, is not expired and not being deleted. */
+bool api_mesh_credential_valid(api_server *a, const json_t *peer);
 
 /* ---- crd.c ---- */
 /* Follow CRD events: register types, set Established/NamesAccepted. */

@@ -16,8 +16,8 @@
  * they are questions to the authorizer.
  */
 #include <arpa/inet.h>
-#include <errno.h>
 #include <ctype.h>
+#include <errno.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <openssl/ssl.h>
@@ -32,7 +32,7 @@
 #include "security/rbac.h"
 #include "security/token.h"
 
-#define RBAC_PREFIX "/registry/rbac.authorization.k8s.io/"
+#define RBAC_PREFIX  "/registry/rbac.authorization.k8s.io/"
 #define TOKEN_PREFIX "/registry/auth.signalbox.dev/tokens/"
 
 struct api_auth {
@@ -69,10 +69,10 @@ static int identity_set(api_identity *id, const char *user,
 		if (!id->groups[id->ngroups++])
 			return -1;
 	}
-	id->groups[id->ngroups] = strdup(user && strcmp(user,
-						     "system:anonymous")
-						  ? "system:authenticated"
-						  : "system:unauthenticated");
+	id->groups[id->ngroups] =
+	    strdup(user && strcmp(user, "system:anonymous")
+		       ? "system:authenticated"
+		       : "system:unauthenticated");
 	return id->groups[id->ngroups++] ? 0 : -1;
 }
 
@@ -102,6 +102,10 @@ static int minted_token(api_req *r, const char *token)
 	/* RFC 3339 in UTC with Z sorts as text. */
 	if (!user || (exp && strcmp(exp, now) <= 0))
 		goto out;
+	/* A mesh peer's credential lives as long as its Peer. */
+	if (json_object_get(spec, "peer") &&
+	    !api_mesh_credential_valid(r->srv, json_object_get(spec, "peer")))
+		goto out;
 	groups = json_object_get(spec, "groups");
 	gv = calloc(json_array_size(groups) + 1, sizeof(*gv));
 	if (!gv)
@@ -123,11 +127,11 @@ bool api_authenticate(api_req *r)
 	struct api_auth *au = r->srv->auth;
 	struct evhttp_connection *c = evhttp_request_get_connection(r->ev);
 	struct bufferevent *bev =
-		c ? evhttp_connection_get_bufferevent(c) : NULL;
-	SSL *ssl = bev && r->srv->ssl_ctx ? bufferevent_openssl_get_ssl(bev)
-					  : NULL;
+	    c ? evhttp_connection_get_bufferevent(c) : NULL;
+	SSL *ssl =
+	    bev && r->srv->ssl_ctx ? bufferevent_openssl_get_ssl(bev) : NULL;
 	const char *hdr = evhttp_find_header(
-		evhttp_request_get_input_headers(r->ev), "Authorization");
+	    evhttp_request_get_input_headers(r->ev), "Authorization");
 	char token[TOKEN_BEARER_MAX];
 	pki_identity pid;
 	int rc;
@@ -135,7 +139,7 @@ bool api_authenticate(api_req *r)
 	rc = token_from_header(hdr, token, sizeof token);
 	if (rc == 0) {
 		const token_entry *e =
-			au->tokens ? token_file_find(au->tokens, token) : NULL;
+		    au->tokens ? token_file_find(au->tokens, token) : NULL;
 		bool ok = e ? identity_set(&r->id, e->user, e->groups,
 					   e->ngroups) == 0
 			    : minted_token(r, token) == 0;
@@ -181,14 +185,10 @@ bool api_authenticate(api_req *r)
 /* ---- authorization ----------------------------------------------------- */
 
 static const char *const k8s_verbs[VERB_COUNT] = {
-	[VERB_GET] = "get",
-	[VERB_LIST] = "list",
-	[VERB_WATCH] = "watch",
-	[VERB_CREATE] = "create",
-	[VERB_UPDATE] = "update",
-	[VERB_PATCH] = "patch",
-	[VERB_DELETE] = "delete",
-	[VERB_DELETECOLLECTION] = "deletecollection",
+    [VERB_GET] = "get",	      [VERB_LIST] = "list",
+    [VERB_WATCH] = "watch",   [VERB_CREATE] = "create",
+    [VERB_UPDATE] = "update", [VERB_PATCH] = "patch",
+    [VERB_DELETE] = "delete", [VERB_DELETECOLLECTION] = "deletecollection",
 };
 
 const char *api_k8s_verb(const api_req *r)
@@ -269,26 +269,82 @@ static void forbid(api_req *r)
 	d = json_pack("{s:s, s:s}", "group", r->group, "kind", r->plural);
 	if (r->name)
 		json_object_set_new(d, "name", json_string(r->name));
-	if (r->ns || (r->name && !*r->group && !strcmp(r->plural, "namespaces")))
-		api_fail(r, 403, "Forbidden", d,
-			 "%s%s%s%s is forbidden: User \"%s\" cannot %s resource "
-			 "\"%s\" in API group \"%s\" in the namespace \"%s\"",
-			 q, r->name ? " \"" : "", r->name ? r->name : "",
-			 r->name ? "\"" : "", u, api_k8s_verb(r), res, r->group,
-			 r->ns ? r->ns : r->name);
+	if (r->ns ||
+	    (r->name && !*r->group && !strcmp(r->plural, "namespaces")))
+		api_fail(
+		    r, 403, "Forbidden", d,
+		    "%s%s%s%s is forbidden: User \"%s\" cannot %s resource "
+		    "\"%s\" in API group \"%s\" in the namespace \"%s\"",
+		    q, r->name ? " \"" : "", r->name ? r->name : "",
+		    r->name ? "\"" : "", u, api_k8s_verb(r), res, r->group,
+		    r->ns ? r->ns : r->name);
 	else
-		api_fail(r, 403, "Forbidden", d,
-			 "%s%s%s%s is forbidden: User \"%s\" cannot %s resource "
-			 "\"%s\" in API group \"%s\" at the cluster scope",
-			 q, r->name ? " \"" : "", r->name ? r->name : "",
-			 r->name ? "\"" : "", u, api_k8s_verb(r), res,
-			 r->group);
+		api_fail(
+		    r, 403, "Forbidden", d,
+		    "%s%s%s%s is forbidden: User \"%s\" cannot %s resource "
+		    "\"%s\" in API group \"%s\" at the cluster scope",
+		    q, r->name ? " \"" : "", r->name ? r->name : "",
+		    r->name ? "\"" : "", u, api_k8s_verb(r), res, r->group);
 }
 
 static rbac_user user_of(const api_req *r)
 {
 	return (rbac_user){r->id.user, (const char *const *)r->id.groups,
 			   r->id.ngroups};
+}
+
+#define PEER_USER "system:peer:"
+
+/*
+ * A mesh peer's credential (user system:peer:<ns>:<name>) may do exactly
+ * this, on its own objects, and nothing else (docs/MESH.md): read and watch
+ * its network map, read and update its status, read and renew its Lease.
+ */
+static bool peer_allowed(const api_req *r, const rbac_attrs *a, char *reason,
+			 size_t len)
+{
+	const char *rest = r->id.user + strlen(PEER_USER);
+	const char *colon = strchr(rest, ':');
+	const char *verb = a->verb;
+	bool own_ns, ok = false;
+	char lease[300];
+
+	if (!colon || !a->resource_request || !a->ns || !a->name) {
+		snprintf(reason, len,
+			 "a peer credential only reaches its "
+			 "own network map, status and lease");
+		return false;
+	}
+	own_ns = strlen(a->ns) == (size_t)(colon - rest) &&
+		 !strncmp(a->ns, rest, (size_t)(colon - rest));
+	snprintf(lease, sizeof lease, "peer-%s", colon + 1);
+	if (own_ns && !strcmp(a->group, "mesh.signalbox.dev") &&
+	    !strcmp(a->resource, "peers") && !strcmp(a->name, colon + 1) &&
+	    a->subresource) {
+		if (!strcmp(a->subresource, "networkmap"))
+			ok = !strcmp(verb, "get") || !strcmp(verb, "watch");
+		else if (!strcmp(a->subresource, "status"))
+			ok = !strcmp(verb, "get") || !strcmp(verb, "update") ||
+			     !strcmp(verb, "patch");
+	} else if (own_ns && !strcmp(a->group, "coordination.k8s.io") &&
+		   !strcmp(a->resource, "leases") && !a->subresource &&
+		   !strcmp(a->name, lease)) {
+		ok = !strcmp(verb, "get") || !strcmp(verb, "update") ||
+		     !strcmp(verb, "patch");
+	}
+	snprintf(reason, len, "%s",
+		 ok ? "a peer on its own objects"
+		    : "a peer credential only reaches its own network map, "
+		      "status and lease");
+	return ok;
+}
+
+/* Enrolment carries its own credential, the setup key: anyone may try. */
+static bool is_enrolment(const rbac_attrs *a)
+{
+	return a->resource_request && !strcmp(a->verb, "create") &&
+	       !strcmp(a->group, "mesh.signalbox.dev") &&
+	       !strcmp(a->resource, "enrollments") && !a->subresource;
 }
 
 bool api_authorize(api_req *r)
@@ -298,12 +354,18 @@ bool api_authorize(api_req *r)
 	char reason[512] = "";
 
 	attrs_of(r, &a);
-	if (r->id.anonymous) {
+	if (r->id.user && !strncmp(r->id.user, PEER_USER, strlen(PEER_USER))) {
+		r->allowed = peer_allowed(r, &a, reason, sizeof reason);
+	} else if (is_enrolment(&a)) {
+		r->allowed = true;
+		snprintf(reason, sizeof reason,
+			 "enrolment: the setup key is the credential");
+	} else if (r->id.anonymous) {
 		/* The issue's rule, stricter than Kubernetes' default: without
 		 * credentials only the health endpoints answer. */
-		r->allowed = !a.resource_request &&
-			     (!strcmp(r->path, "/livez") ||
-			      !strcmp(r->path, "/readyz"));
+		r->allowed =
+		    !a.resource_request &&
+		    (!strcmp(r->path, "/livez") || !strcmp(r->path, "/readyz"));
 		snprintf(reason, sizeof reason, "%s",
 			 r->allowed ? "public health endpoint"
 				    : "anonymous requests may only reach "
@@ -360,11 +422,10 @@ static void review_access(api_req *r, json_t *obj, bool self)
 		}
 		identity_set(&other,
 			     json_string_value(json_object_get(spec, "user"))
-				     ?: "",
+				 ?: "",
 			     gv, n);
 		free(gv);
-		u = (rbac_user){other.user,
-				(const char *const *)other.groups,
+		u = (rbac_user){other.user, (const char *const *)other.groups,
 				other.ngroups};
 	}
 	memset(&a, 0, sizeof a);
@@ -375,23 +436,23 @@ static void review_access(api_req *r, json_t *obj, bool self)
 		a.group = S(ra, "group") ?: "";
 		a.resource = S(ra, "resource") ?: "";
 		a.subresource = S(ra, "subresource") && *S(ra, "subresource")
-					? S(ra, "subresource")
-					: NULL;
+				    ? S(ra, "subresource")
+				    : NULL;
 		a.name = S(ra, "name") && *S(ra, "name") ? S(ra, "name") : NULL;
 		a.ns = S(ra, "namespace") && *S(ra, "namespace")
-			       ? S(ra, "namespace")
-			       : r->ns;
+			   ? S(ra, "namespace")
+			   : r->ns;
 	} else {
 		a.verb = S(nra, "verb") ?: "";
 		a.path = S(nra, "path") ?: "";
 	}
 #undef S
-	allowed = rbac_allowed(r->srv->auth->rbac, &u, &a, reason,
-			       sizeof reason);
+	allowed =
+	    rbac_allowed(r->srv->auth->rbac, &u, &a, reason, sizeof reason);
 	api_identity_clear(&other);
-	json_object_set_new(obj, "status",
-			    json_pack("{s:b, s:s}", "allowed", allowed,
-				      "reason", reason));
+	json_object_set_new(
+	    obj, "status",
+	    json_pack("{s:b, s:s}", "allowed", allowed, "reason", reason));
 	api_reply_json(r, 201, json_incref(obj));
 }
 
@@ -413,19 +474,21 @@ void api_review(api_req *r)
 	json_object_set_new(obj, "apiVersion", json_string(av));
 	json_object_set_new(obj, "kind", json_string(r->type->kind));
 	if (!strcmp(r->type->kind, "SelfSubjectRulesReview")) {
-		const char *ns = json_string_value(json_object_get(
-			json_object_get(obj, "spec"), "namespace"));
+		const char *ns = json_string_value(
+		    json_object_get(json_object_get(obj, "spec"), "namespace"));
 		json_t *rules = rbac_rules_for(r->srv->auth->rbac, &u, ns);
 
 		json_object_set_new(obj, "status", rules);
 		api_reply_json(r, 201, obj);
 		return;
 	}
-	review_access(r, obj, !strcmp(r->type->kind, "SelfSubjectAccessReview"));
+	review_access(r, obj,
+		      !strcmp(r->type->kind, "SelfSubjectAccessReview"));
 	json_decref(obj);
 }
 
-/* ---- audit ------------------------------------------------------------------ */
+/* ---- audit ------------------------------------------------------------------
+ */
 
 static int stage_bit(const char *stage)
 {
@@ -473,8 +536,7 @@ void api_audit(api_req *r, const char *stage, int code)
 	ar.status = code ? (code < 400 ? "Success" : "Failure") : NULL;
 	ar.decision = r->allowed ? "allow" : "forbid";
 	ar.authz_reason = r->authz_reason;
-	if (level >= AUDIT_LEVEL_REQUEST && r->body && r->body_len &&
-	    r->plural)
+	if (level >= AUDIT_LEVEL_REQUEST && r->body && r->body_len && r->plural)
 		req = json_loadb(r->body, r->body_len, 0, NULL);
 	ar.request_object = req;
 	if (level >= AUDIT_LEVEL_REQUEST_RESPONSE && r->resp_body &&
@@ -489,7 +551,8 @@ void api_audit(api_req *r, const char *stage, int code)
 	json_decref(resp);
 }
 
-/* ---- set up --------------------------------------------------------------- */
+/* ---- set up ---------------------------------------------------------------
+ */
 
 static void on_rbac(cache_event *e, void *arg)
 {
@@ -529,15 +592,15 @@ static int bootstrap(api_server *a)
 
 	json_array_foreach(objs, i, o)
 	{
-		const char *kind = json_string_value(json_object_get(o, "kind"));
+		const char *kind =
+		    json_string_value(json_object_get(o, "kind"));
 		const char *name = json_string_value(
-			json_object_get(json_object_get(o, "metadata"), "name"));
-		const reg_type *t = reg_find(a->reg, "rbac.authorization.k8s.io",
-					     "v1",
-					     !strcmp(kind, "ClusterRole")
-						     ? "clusterroles"
-						     : "clusterrolebindings",
-					     NULL);
+		    json_object_get(json_object_get(o, "metadata"), "name"));
+		const reg_type *t = reg_find(
+		    a->reg, "rbac.authorization.k8s.io", "v1",
+		    !strcmp(kind, "ClusterRole") ? "clusterroles"
+						 : "clusterrolebindings",
+		    NULL);
 		char *key = t ? api_key(t, NULL, name) : NULL, now[32], uid[37];
 
 		if (!key) {

@@ -679,7 +679,16 @@ static void on_written(api_req *r, int err, store_txn_result *res)
 		api_reply_json(r, 200, scale_of(r, o));
 		return;
 	}
-	if (o && o->rev == res->revision)
+	if (o && o->rev == res->revision && r->secret &&
+	    r->verb == VERB_CREATE && !api_wants_table(r)) {
+		/* A new SetupKey: its secret, this once. */
+		json_t *full = cache_obj_parse(o);
+		json_t *st = json_object_get(full, "status");
+
+		if (json_is_object(st))
+			json_object_set_new(st, "key", json_string(r->secret));
+		api_reply_json(r, 201, full);
+	} else if (o && o->rev == res->revision)
 		reply_obj(r, r->verb == VERB_CREATE ? 201 : 200, o);
 	else
 		reply_json_obj(r, r->verb == VERB_CREATE ? 201 : 200, r->obj,
@@ -788,6 +797,8 @@ static void do_create(api_req *r)
 				    json_pack("[s]", "kubernetes"));
 	}
 	api_prepare(r, obj, causes, unknown);
+	if (!json_array_size(causes))
+		api_mesh_admit(r, obj, causes);
 	if (json_array_size(causes)) {
 		api_fail_invalid(r, md_str(obj, "name"), causes);
 		goto out;
@@ -907,6 +918,8 @@ static void update_with(api_req *r, cache_obj *cur, json_t *obj,
 	}
 	carry_over(r, old, obj);
 	api_prepare(r, obj, causes, unknown);
+	if (!json_array_size(causes))
+		api_mesh_admit(r, obj, causes);
 	if (json_array_size(causes)) {
 		api_fail_invalid(r, r->name, causes);
 		goto out;
@@ -1418,7 +1431,10 @@ bool api_classify(api_req *r)
 	r->type =
 	    reg_find(r->srv->reg, r->group, r->version, r->plural, &r->ver);
 	if (!r->type ||
-	    (r->sub && strcmp(r->sub, "status") && strcmp(r->sub, "scale")) ||
+	    (r->sub && strcmp(r->sub, "status") && strcmp(r->sub, "scale") &&
+	     !(!strcmp(r->sub, "networkmap") &&
+	       !strcmp(r->type->group, "mesh.signalbox.dev") &&
+	       !strcmp(r->type->plural, "peers"))) ||
 	    (r->sub && !strcmp(r->sub, "status") && !r->ver->status) ||
 	    (r->sub && !strcmp(r->sub, "scale") && !r->ver->scale_spec_path) ||
 	    (named && r->type->namespaced && !r->ns) ||
@@ -1435,7 +1451,14 @@ bool api_classify(api_req *r)
 void api_objects(api_req *r)
 {
 	if (r->type->create_only) {
-		api_review(r);
+		if (!strcmp(r->type->plural, "enrollments"))
+			api_mesh_enroll(r);
+		else
+			api_review(r);
+		return;
+	}
+	if (r->sub && !strcmp(r->sub, "networkmap")) {
+		api_mesh_networkmap(r);
 		return;
 	}
 	if (r->sub && !strcmp(r->sub, "scale") &&

@@ -16,14 +16,14 @@
 #include <event2/bufferevent_ssl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/eventfd.h>
-#include <sys/random.h>
-#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "api/api_int.h"
 #include "security/pki.h"
@@ -55,6 +55,9 @@ void api_options_init(api_options *o)
 	o->cache_events = 10000;
 	o->audit_max_bytes = 100u << 20;
 	o->audit_max_backups = 10;
+	o->mesh_lease_seconds = 15;
+	o->mesh_ephemeral_seconds = 600;
+	o->mesh_bootstrap = true;
 }
 
 /* ---- small helpers -------------------------------------------------- */
@@ -252,6 +255,10 @@ static void req_free(api_req *r)
 	free(r->body);
 	api_identity_clear(&r->id);
 	free(r->authz_reason);
+	if (r->secret) {
+		explicit_bzero(r->secret, strlen(r->secret));
+		free(r->secret);
+	}
 	free(r->uri);
 	free(r->user_agent);
 	free(r->peer);
@@ -278,10 +285,9 @@ void api_req_finish(api_req *r, int code)
 		snprintf(res, sizeof res, "%s%s%s", r->plural,
 			 r->sub ? "/" : "", r->sub ? r->sub : "");
 	metric_add(a,
-		   r->verb ? api_verb_names[r->verb]
-		   : r->method == EVHTTP_REQ_GET
-		       ? "GET"
-		       : "OTHER",
+		   r->verb			 ? api_verb_names[r->verb]
+		   : r->method == EVHTTP_REQ_GET ? "GET"
+						 : "OTHER",
 		   res, code, secs);
 	if (r->auth_failed)
 		api_audit(r, "ResponseStarted", code);
@@ -499,7 +505,8 @@ static void route(api_req *r)
 static void nodelay(struct evhttp_request *ev)
 {
 	struct evhttp_connection *c = evhttp_request_get_connection(ev);
-	struct bufferevent *bev = c ? evhttp_connection_get_bufferevent(c) : NULL;
+	struct bufferevent *bev =
+	    c ? evhttp_connection_get_bufferevent(c) : NULL;
 	evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
 	int one = 1;
 
@@ -529,7 +536,7 @@ static void on_request(struct evhttp_request *ev, void *arg)
 	r->uri = strdup(evhttp_request_get_uri(ev));
 	{
 		const char *ua = evhttp_find_header(
-			evhttp_request_get_input_headers(ev), "User-Agent");
+		    evhttp_request_get_input_headers(ev), "User-Agent");
 		struct evhttp_connection *c = evhttp_request_get_connection(ev);
 		char *peer = NULL;
 		ev_uint16_t port = 0;
@@ -581,9 +588,8 @@ static struct bufferevent *tls_bev(struct event_base *base, void *arg)
 
 	if (!ssl)
 		return NULL;
-	bev = bufferevent_openssl_socket_new(base, -1, ssl,
-					     BUFFEREVENT_SSL_ACCEPTING,
-					     BEV_OPT_CLOSE_ON_FREE);
+	bev = bufferevent_openssl_socket_new(
+	    base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (bev)
 		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	return bev;
@@ -669,8 +675,8 @@ int api_new(store *s, const api_options *o, api_server **out, char *err,
 		goto fail;
 	if (a->wake_fd < 0)
 		goto fail;
-	a->wake = event_new(a->base, a->wake_fd, EV_READ | EV_PERSIST,
-			    on_wake, a);
+	a->wake =
+	    event_new(a->base, a->wake_fd, EV_READ | EV_PERSIST, on_wake, a);
 	if (a->wake)
 		event_add(a->wake, NULL);
 	a->bookmark_timer =
@@ -692,6 +698,8 @@ int api_new(store *s, const api_options *o, api_server **out, char *err,
 		goto fail;
 	}
 	if (api_auth_start(a, err, errlen))
+		goto fail;
+	if (api_mesh_start(a, err, errlen))
 		goto fail;
 	if (!o->insecure) {
 		a->ssl_ctx = pki_server_ctx(o->tls_cert_file, o->tls_key_file,
@@ -775,6 +783,7 @@ void api_stop(api_server *a)
 		a->sock = NULL;
 	}
 	api_watch_shutdown(a);
+	api_mesh_stop(a);
 	event_base_loopexit(a->base, &flush);
 }
 
@@ -784,6 +793,7 @@ void api_free(api_server *a)
 		return;
 	if (a->base)
 		api_watch_shutdown(a);
+	api_mesh_free(a);
 	if (a->http)
 		evhttp_free(a->http);
 	api_auth_free(a);

@@ -20,8 +20,8 @@
 #include <sys/stat.h>
 
 #include "api/api.h"
-#include "security/pki.h"
 #include "cmd/cmd.h"
+#include "security/pki.h"
 #include "store/store.h"
 
 static const char serve_usage[] =
@@ -50,7 +50,12 @@ static const char serve_usage[] =
     "  --audit-policy-file F    an audit.k8s.io/v1 Policy, written as JSON\n"
     "  --audit-log-maxsize MB, --audit-log-maxbackup N\n"
     "                           rotate the audit log (default 100 MB, 10 "
-    "files)\n";
+    "files)\n"
+    "  --peer-lease-seconds S   a mesh peer is offline S seconds after its "
+    "last renewal (default 15)\n"
+    "  --ephemeral-peer-timeout S\n"
+    "                           delete ephemeral peers offline this long "
+    "(default 600)\n";
 
 /* Parse a non-negative integer option or say what is wrong. */
 static int parse_count(const char *opt, const char *s, int64_t *out)
@@ -145,8 +150,9 @@ static int setup_security(const store_options *o, api_options *ao,
 		return -1;
 	}
 	if (reissued)
-		fprintf(stderr, "signalbox serve: reissued %s/server.crt for "
-				"new names\n",
+		fprintf(stderr,
+			"signalbox serve: reissued %s/server.crt for "
+			"new names\n",
 			pki);
 	return 0;
 }
@@ -175,6 +181,8 @@ int cmd_serve(int argc, char **argv)
 	    {"audit-log-maxbackup", required_argument, NULL, 'B'},
 	    {"history-revisions", required_argument, NULL, 'r'},
 	    {"history-seconds", required_argument, NULL, 's'},
+	    {"peer-lease-seconds", required_argument, NULL, 'L'},
+	    {"ephemeral-peer-timeout", required_argument, NULL, 'E'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -187,7 +195,7 @@ int cmd_serve(int argc, char **argv)
 	const char *sans[MAX_SANS], *audit_path = NULL;
 	size_t nsans = 0;
 	char pki[4096], cert[4200], key[4200], ca[4200], admin_cert[4200],
-		admin_key[4200], url[600], audit_default[4200], kcpath[4200];
+	    admin_key[4200], url[600], audit_default[4200], kcpath[4200];
 	sigset_t set;
 	store *s;
 	int c, rc, port = 6443;
@@ -264,6 +272,27 @@ int cmd_serve(int argc, char **argv)
 				ao.audit_max_backups = (int)v;
 			break;
 		}
+		case 'L':
+		case 'E': {
+			int64_t v;
+
+			if (parse_count(c == 'L' ? "--peer-lease-seconds"
+						 : "--ephemeral-peer-timeout",
+					optarg, &v) ||
+			    v < 1 || v > 86400 * 30) {
+				fprintf(stderr,
+					"signalbox serve: --%s wants 1 "
+					"to 2592000 seconds\n",
+					c == 'L' ? "peer-lease-seconds"
+						 : "ephemeral-peer-timeout");
+				return 2;
+			}
+			if (c == 'L')
+				ao.mesh_lease_seconds = (int)v;
+			else
+				ao.mesh_ephemeral_seconds = (int)v;
+			break;
+		}
 		case 'h':
 			fputs(serve_usage, stdout);
 			return 0;
@@ -329,22 +358,22 @@ int cmd_serve(int argc, char **argv)
 	}
 	snprintf(audit_default, sizeof audit_default, "%s/audit/audit.log",
 		 o.data_dir);
-	ao.audit_log_path = audit_path ? (strcmp(audit_path, "-")
-						  ? audit_path
-						  : NULL)
-				       : audit_default;
+	ao.audit_log_path = audit_path
+				? (strcmp(audit_path, "-") ? audit_path : NULL)
+				: audit_default;
 	if (api_new(s, &ao, &api, err, sizeof err) != 0) {
 		fprintf(stderr, "signalbox serve: %s\n", err);
 		store_close(s);
 		return 1;
 	}
 	port = api_port(api);
-	snprintf(url, sizeof url, "%s://%s%s%s:%d", ao.insecure ? "http" : "https",
+	snprintf(url, sizeof url, "%s://%s%s%s:%d",
+		 ao.insecure ? "http" : "https",
 		 strchr(client_host(host), ':') ? "[" : "", client_host(host),
 		 strchr(client_host(host), ':') ? "]" : "", port);
 	snprintf(kcpath, sizeof kcpath, "%s/admin.kubeconfig", o.data_dir);
 	if (kubeconfig_write(kcpath, url,
-			     ao.insecure ? NULL
+			     ao.insecure		? NULL
 			     : ao.tls_cert_file == cert ? ca
 							: ao.tls_cert_file,
 			     ao.insecure ? NULL : admin_cert,
@@ -365,7 +394,7 @@ int cmd_serve(int argc, char **argv)
 		"kubectl get crd\n",
 		url,
 		(double)(t1.tv_sec - t0.tv_sec) * 1e3 +
-			(double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
+		    (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
 		o.data_dir, (long long)store_revision(s), o.data_dir);
 	api_run(api);
 	event_free(sigterm);

@@ -1308,11 +1308,10 @@ static json_t *render_self(const mpeer *p)
 	char a[20], *dns = dns_name(p);
 	json_t *o;
 	fmt_addr(p->addr, a, sizeof a, false);
-	o = json_pack(
-	    "{ss ss s? ss s? s?}", "name", p->name, "namespace", p->ns->name,
-	    "address", p->has_addr ? json_string(a) : json_null(), "cidr",
-	    ns_cidr(p->ns), "dnsName", dns ? json_string(dns) : json_null(),
-	    "publicKey", p->key ? json_string(p->key) : json_null());
+	o = json_pack("{s:s, s:s, s:s?, s:s, s:s?, s:s?}", "name", p->name,
+		      "namespace", p->ns->name, "address",
+		      p->has_addr ? a : NULL, "cidr", ns_cidr(p->ns), "dnsName",
+		      dns, "publicKey", p->key);
 	free(dns);
 	return o;
 }
@@ -1329,10 +1328,9 @@ static json_t *render_entry(const mpeer *p, const mpeer *q)
 		    r->router == q)
 			json_array_append_new(ips, json_string(r->dst));
 	}
-	o = json_pack("{ss ss sO so s? sb}", "name", q->name, "publicKey",
-		      q->key, "endpoints", q->endpoints, "allowedIPs", ips,
-		      "dnsName", dns ? json_string(dns) : json_null(), "online",
-		      q->online);
+	o = json_pack("{s:s, s:s, s:O, s:o, s:s?, s:b}", "name", q->name,
+		      "publicKey", q->key, "endpoints", q->endpoints,
+		      "allowedIPs", ips, "dnsName", dns, "online", q->online);
 	free(dns);
 	return o;
 }
@@ -1378,8 +1376,7 @@ static json_t *render_rule(const mpeer *p, int kind, const mowner *o)
 		fmt_addr(l->v[i]->addr, a, sizeof a, true);
 		json_array_append_new(src, json_string(a));
 	}
-	r = json_pack("{s? so}", "name", name ? json_string(name) : NULL,
-		      "sources", src);
+	r = json_pack("{s:s?, s:o}", "name", name, "sources", src);
 	if (r && kind == RULE_ROUTE) {
 		json_object_set_new(r, "destinations",
 				    json_pack("[s]", o->dst));

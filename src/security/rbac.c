@@ -1421,9 +1421,10 @@ static int confirm_no_escalation(const rbac *r, const rbac_user *u,
 	for (i = 0; i < nwant && atoms <= RBAC_ATOMS_MAX; i++)
 		atoms += atoms_of(want[i]);
 	if (atoms > RBAC_ATOMS_MAX) {
-		strbuf_puts(m, "too many permissions to check for escalation (more "
-			   "than 262144 apiGroup/resource/verb/resourceName "
-			   "combinations): split the rules");
+		strbuf_puts(
+		    m, "too many permissions to check for escalation (more "
+		       "than 262144 apiGroup/resource/verb/resourceName "
+		       "combinations): split the rules");
 		rc = -E2BIG;
 		goto out;
 	}
@@ -1437,7 +1438,7 @@ static int confirm_no_escalation(const rbac *r, const rbac_user *u,
 		goto out;
 	user_desc(m, u);
 	strbuf_puts(m, " is attempting to grant RBAC permissions not currently "
-		   "held:\n");
+		       "held:\n");
 	print_missing(m, &c);
 	if (col.errs.n) {
 		strbuf_puts(m, "; resolution errors: [");
@@ -1473,8 +1474,7 @@ static bool holds(const rbac *r, const rbac_user *u, const char *verb,
 }
 
 /* Full authority: * on *.* and on every URL, as for aggregationRule. */
-static int confirm_full_authority(const rbac *r, const rbac_user *u,
-				  strbuf *m)
+static int confirm_full_authority(const rbac *r, const rbac_user *u, strbuf *m)
 {
 	static char *star[] = {"*"};
 	static const struct rule all[2] = {
@@ -1527,7 +1527,7 @@ static int may_write_role(const rbac *r, const rbac_user *u, bool cluster,
 	if (rc == -EACCES) {
 		m->len = 0;
 		strbuf_puts(m, "must have cluster-admin privileges to use the "
-			   "aggregationRule");
+			       "aggregationRule");
 	}
 out:
 	free(want);
@@ -1741,14 +1741,20 @@ static const struct brule to_admin_rules[] = {
     {READWRITE, RBAC_GROUP, "roles,rolebindings", NULL},
     {NULL, NULL, NULL, NULL},
 };
-/* k8s's system:aggregate-to-edit touches none of signalbox's resources. */
-static const struct brule no_rules[] = {
+/* k8s's system:aggregate-to-edit touches none of signalbox's resources;
+ * editors run the mesh. */
+static const struct brule to_edit_rules[] = {
+    {READWRITE, "mesh.signalbox.dev",
+     "networks,peers,policies,routes,setupkeys", NULL},
     {NULL, NULL, NULL, NULL},
 };
-/* Of k8s's system:aggregate-to-view: namespaces only. */
+/* Of k8s's system:aggregate-to-view: namespaces; and the mesh but its
+ * setup keys (as view leaves out Secrets). */
 static const struct brule to_view_rules[] = {
     {READ, "", "namespaces/status", NULL},
     {READ, "", "namespaces", NULL},
+    {READ, "mesh.signalbox.dev",
+     "networks,peers,peers/status,peers/networkmap,policies,routes", NULL},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -1761,7 +1767,7 @@ static const struct brole boot_roles[] = {
     {"edit", AGG "admin", AGG "edit", NULL},
     {"view", AGG "edit", AGG "view", NULL},
     {"system:aggregate-to-admin", AGG "admin", NULL, to_admin_rules},
-    {"system:aggregate-to-edit", AGG "edit", NULL, no_rules},
+    {"system:aggregate-to-edit", AGG "edit", NULL, to_edit_rules},
     {"system:aggregate-to-view", AGG "view", NULL, to_view_rules},
 };
 
