@@ -218,6 +218,7 @@ void store_txn_result_free(store_txn_result *r)
 int store_open(const store_options *o, store **out, char *errbuf, size_t errlen)
 {
 	store_options def;
+	bool etcd;
 	store *s;
 	int rc;
 
@@ -226,7 +227,8 @@ int store_open(const store_options *o, store **out, char *errbuf, size_t errlen)
 		store_options_init(&def);
 		o = &def;
 	}
-	if (!o->data_dir || !*o->data_dir) {
+	etcd = o->etcd_endpoints && *o->etcd_endpoints;
+	if (!etcd && (!o->data_dir || !*o->data_dir)) {
 		store_errf(errbuf, errlen, "no data directory given");
 		return STORE_EINVAL;
 	}
@@ -250,8 +252,9 @@ int store_open(const store_options *o, store **out, char *errbuf, size_t errlen)
 			     o->ring_bytes ? o->ring_bytes : (4u << 20), 1);
 	if (rc != 0)
 		goto fail;
-	s->be = &store_sqlite_backend;
-	rc = store_sqlite_open(s, o, &s->bctx, errbuf, errlen);
+	s->be = etcd ? &store_etcd_backend : &store_sqlite_backend;
+	rc = etcd ? store_etcd_open(s, o, &s->bctx, errbuf, errlen)
+		  : store_sqlite_open(s, o, &s->bctx, errbuf, errlen);
 	if (rc != 0) {
 		store_ring_free(&s->ring);
 		goto fail;
@@ -309,6 +312,23 @@ int64_t store_compact_revision(store *s)
 int64_t store_db_size(store *s)
 {
 	return s->be->db_size(s->bctx);
+}
+
+int store_current_revision(store *s, int64_t *rev)
+{
+	if (s->be->current_revision)
+		return s->be->current_revision(s->bctx, rev);
+	*rev = store_revision(s);
+	return 0;
+}
+
+void store_last_error(store *s, char *buf, size_t len)
+{
+	if (len == 0)
+		return;
+	buf[0] = '\0';
+	if (s->be->last_error)
+		s->be->last_error(s->bctx, buf, len);
 }
 
 void store_set_notify(store *s, store_notify_fn fn, void *arg)

@@ -28,9 +28,14 @@
  *   4. Range at revision R returns exactly the keys that existed at R,
  *      for every R from the compact revision to the current one.
  *
- * Backends: "sqlite" (the default, embedded, src/store/sqlite.c) and, later,
- * "etcd". Everything in this header is backend-neutral: keys are byte
- * strings without NUL, values are byte strings, revisions are int64.
+ * Backends: "sqlite" (the default, embedded, src/store/sqlite.c) and "etcd"
+ * (an etcd v3 cluster through its JSON gateway, src/store/etcd.c; chosen by
+ * store_options.etcd_endpoints). Everything in this header is
+ * backend-neutral: keys are byte strings without NUL, values are byte
+ * strings, revisions are int64. With etcd the revisions are etcd's own: an
+ * empty etcd is at revision 1, not 0, and every server on the same etcd sees
+ * the same numbers. Invariant 2 there means: committed by etcd's raft quorum
+ * (each member fsyncs its log before it answers).
  *
  * Threads: every function here may be called from any thread. store_txn
  * blocks its caller until the write is durable. store_txn_async never
@@ -101,15 +106,57 @@ typedef struct store_options {
 	size_t ring_bytes;
 	/* Most transactions committed in one group commit. Default 1024. */
 	size_t max_batch;
+
+	/* The etcd backend. When etcd_endpoints is set (non-empty), the store
+	 * lives in that etcd cluster and data_dir is not used. A comma-
+	 * separated list of client URLs, "http://h1:2379,https://h2:2379",
+	 * or the etcd://h1:2379,h2:2379 (http) and etcds://... (https) forms
+	 * of store_parse_url; a missing port is 2379. Requests go to one
+	 * endpoint and move to the next when it cannot be reached. The etcd
+	 * members must allow requests of STORE_MAX_VALUE plus some
+	 * (--max-request-bytes=10485760 or more) and transactions of as many
+	 * operations as signalbox writes at once (--max-txn-ops=1024): past
+	 * those limits writes fail with STORE_ETOOLARGE. Borrowed during
+	 * store_open. */
+	const char *etcd_endpoints;
+	/* https only, all optional (PEM files, borrowed during store_open):
+	 * the CA that signed the members' certificates (default: the system's
+	 * CAs), and a client certificate and its key for client-cert-auth. */
+	const char *etcd_ca_file;
+	const char *etcd_cert_file;
+	const char *etcd_key_file;
+	/* Longest wait for one etcd request, in ms (default 5000); an etcd
+	 * that does not answer in time gives STORE_EUNAVAIL, never a hang. */
+	int etcd_timeout_ms;
+	/* For the test suites only; leave it 0. The store shows etcd's
+	 * revisions minus this (and adds it to the revisions it is given), so
+	 * that tests which count revisions from 0 can run on an etcd that has
+	 * been used before (after deleting every key). Keys written at or
+	 * below this etcd revision must not exist. */
+	int64_t etcd_revision_offset;
 } store_options;
 
-/* Fill o with the defaults above (data_dir = "./signalbox-data"). */
+/* Fill o with the defaults above (data_dir = "./signalbox-data", no etcd). */
 void store_options_init(store_options *o);
+
+/* Point o at the store that url names, for `signalbox serve --store URL`:
+ *   etcd://host1:2379,host2:2379   an etcd cluster over http
+ *   etcds://host1:2379,host2:2379  the same over https (TLS files in o)
+ *   http://h1:2379,https://h2:2379 etcd client URLs as they are
+ * Hosts are names, IPv4 addresses or [IPv6] addresses; the port defaults to
+ * 2379. On success o->etcd_endpoints = url: url is borrowed and must stay
+ * valid until store_open returns. Nothing else in o changes. Errors:
+ * STORE_EINVAL, with what is wrong (and which part) in err. */
+int store_parse_url(const char *url, store_options *o, char *err,
+		    size_t errlen);
 
 /* Open (creating if needed) the store. On success *out owns the store and
  * the data directory is locked against other processes (STORE_ELOCKED).
  * Opening is O(1) in the number of keys: no table is loaded.
- * errbuf, if not NULL, receives a sentence saying what went wrong. */
+ * errbuf, if not NULL, receives a sentence saying what went wrong.
+ * etcd: nothing is locked (several servers may share one etcd); an etcd
+ * that no endpoint answers for gives STORE_EUNAVAIL, with the endpoints and
+ * the reason in errbuf. */
 int store_open(const store_options *o, store **out, char *errbuf,
 	       size_t errlen);
 
@@ -123,8 +170,21 @@ void store_close(store *s);
 int64_t store_revision(store *s);
 int64_t store_compact_revision(store *s);
 
-/* Size of the database files in bytes (database + WAL), for metrics. */
+/* Size of the database files in bytes (database + WAL), for metrics.
+ * etcd: the size of the answering member's database file (dbSize); 0 when
+ * it cannot be asked. */
 int64_t store_db_size(store *s);
+
+/* The backend's newest revision, asked of it now: with etcd, a
+ * linearizable read of the cluster's revision, which may be ahead of
+ * store_revision() while the events in between are still on their way (a
+ * server that has seen everything up to it can serve a consistent read).
+ * sqlite: store_revision(). Errors: STORE_EUNAVAIL. */
+int store_current_revision(store *s, int64_t *rev);
+
+/* The backend's last error in words (which etcd endpoint failed, and how),
+ * into buf; "" if there was none. For logs and health checks. */
+void store_last_error(store *s, char *buf, size_t len);
 
 /* -------------------------------------------------------------------------
  * Keys and values
@@ -238,7 +298,11 @@ typedef struct store_txn_result {
  * the compares held) fills *out; free with store_txn_result_free.
  * Errors: STORE_EINVAL (bad key, empty op list is fine), STORE_EDUPKEY,
  * STORE_ETOOLARGE, STORE_ENOLEASE, STORE_ENOSPC, STORE_EROFS, STORE_EIO,
- * STORE_ECLOSED. On error nothing of t was applied. */
+ * STORE_ECLOSED. On error nothing of t was applied, with one exception on
+ * etcd: STORE_EUNAVAIL after the request reached etcd (a timeout, a member
+ * that died while answering) means the outcome is unknown; if t was
+ * applied, its events are published as usual. Callers retry with a
+ * compare, as with any conflict. */
 int store_txn_run(store *s, const store_txn *t, store_txn_result *out);
 
 /* As store_txn_run, without blocking: t is copied, and cb runs once on a store
@@ -285,6 +349,9 @@ int store_compact(store *s, int64_t revision);
  * Leases. A lease is granted with a TTL in seconds; keys put with it are
  * deleted (in one revision) when it is revoked or expires. Keepalives live
  * in memory, as in etcd: after a restart every lease has its full TTL.
+ * etcd: leases are etcd's. Their ids are etcd's, the granted TTL may be
+ * raised to etcd's minimum (1.5 election timeouts), and they keep running
+ * while signalbox restarts; only a change of etcd leader renews them.
  */
 
 int store_lease_grant(store *s, int64_t ttl_seconds, int64_t *id);
@@ -350,7 +417,8 @@ typedef void (*store_notify_fn)(int64_t revision, void *arg);
 void store_set_notify(store *s, store_notify_fn fn, void *arg);
 
 /* -------------------------------------------------------------------------
- * Backup and restore (sqlite backend; the server may be running).
+ * Backup and restore (sqlite backend; the server may be running). With
+ * etcd, use etcd's own snapshots (etcdctl snapshot save/restore).
  */
 
 /* Copy the database in data_dir to file, consistently, while the store may

@@ -1,6 +1,6 @@
 /*
  * store_int.h -- what the store's generic half (store.c, ring.c) and its
- * backends (sqlite.c, later etcd.c) say to each other. Not for use outside
+ * backends (sqlite.c, etcd.c) say to each other. Not for use outside
  * src/store/.
  *
  * The split: a backend owns durability and the revision counter. It applies
@@ -101,6 +101,9 @@ typedef struct store_backend {
 	int64_t (*db_size)(void *be);
 	/* Finish queued requests, stop threads, free. */
 	void (*close)(void *be);
+	/* Optional (NULL: store_revision, and no message). */
+	int (*current_revision)(void *be, int64_t *rev);
+	void (*last_error)(void *be, char *buf, size_t len);
 } store_backend;
 
 struct store {
@@ -133,6 +136,10 @@ void store_set_compact_revision(store *s, int64_t rev);
 int store_sqlite_open(store *s, const store_options *o, void **bctx,
 		      char *errbuf, size_t errlen);
 extern const store_backend store_sqlite_backend;
+/* The etcd backend (etcd.c): o->etcd_endpoints is set. */
+int store_etcd_open(store *s, const store_options *o, void **bctx,
+		    char *errbuf, size_t errlen);
+extern const store_backend store_etcd_backend;
 
 /* Write a formatted message into errbuf (if any). */
 void store_errf(char *errbuf, size_t errlen, const char *fmt, ...)
