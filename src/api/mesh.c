@@ -807,7 +807,7 @@ static json_t *claim_obj(const char *ns, uint32_t a, const char *peer,
 {
 	char s[16];
 	addr_str(a, s);
-	return json_pack("{s:{s:s,s:s},s:s,s:s?}", "metadata", "name", s,
+	return json_pack("{s:{s:s,s:s},s:s,s:s*}", "metadata", "name", s,
 			 "namespace", ns, "peer", peer, "uid", uid);
 }
 
@@ -1515,8 +1515,8 @@ static void enrol_try(api_req *r)
 	e->addr = a;
 	json_t *labels = json_object_get(kspec, "peerLabels");
 	json_t *peer = json_pack(
-	    "{s:s,s:s,s:{s:s,s:s,s:s,s:s,s:I,s:O?},s:{s:s,s:b},"
-	    "s:{s:s,s:O?,s:s?,s:b,s:s}}",
+	    "{s:s,s:s,s:{s:s,s:s,s:s,s:s,s:I,s:O*},s:{s:s,s:b},"
+	    "s:{s:s,s:O*,s:s*,s:b,s:s}}",
 	    "apiVersion", MESH_API, "kind", "Peer", "metadata", "name", try,
 	    "namespace", ns, "uid", uid, "creationTimestamp", now, "generation",
 	    (json_int_t)1, "labels", json_is_object(labels) ? labels : NULL,
