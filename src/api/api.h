@@ -40,6 +40,13 @@ typedef struct api_options {
 	int mesh_lease_seconds;	    /* a peer's lease; default 15 */
 	int mesh_ephemeral_seconds; /* ephemeral peers offline; default 600 */
 	bool mesh_bootstrap; /* default Network + allow-all; default true */
+	/* Elect the replica that runs the controllers (several servers on
+	 * one etcd); off: this server always runs them. */
+	bool elect;
+	/* Serve a GET or LIST only once the cache has caught up with the
+	 * store's current revision (replicas on etcd), as kube-apiserver's
+	 * consistent reads from its watch cache. */
+	bool consistent_reads;
 } api_options;
 
 void api_options_init(api_options *o);

@@ -85,6 +85,8 @@ struct api_req {
 	bool dry_run_body; /* DeleteOptions said dryRun: ["All"] */
 	bool reply_scale;  /* a scale write: answer with the Scale */
 	char *secret;	   /* a new SetupKey's secret, for the answer */
+	int64_t wait_rev;  /* a consistent read waits for the cache to reach */
+	bool waited;	   /* it did */
 	/* Copied on arrival: the audit record is written after evhttp may
 	 * have freed ev (a watch whose client went away). */
 	enum evhttp_cmd_type method;
@@ -128,7 +130,8 @@ struct api_server {
 	int wake_fd;	    /* eventfd written from store threads */
 	struct event *wake; /* reads wake_fd on the loop */
 	pthread_mutex_t done_mu;
-	struct api_req_list done; /* completed store requests */
+	struct api_req_list done;    /* completed store requests */
+	struct api_req_list waiting; /* reads waiting for the cache (loop) */
 	int inflight;
 	int watchers;
 	api_metric *metrics;
@@ -137,9 +140,10 @@ struct api_server {
 	uint64_t docs_gen;
 	json_t *openapi_v2;
 	json_t *openapi_v3_paths;
-	struct api_auth *auth; /* auth.c */
-	struct api_mesh *mesh; /* mesh.c */
-	SSL_CTX *ssl_ctx;      /* NULL: plain HTTP (--insecure-http) */
+	struct api_auth *auth;	   /* auth.c */
+	struct api_mesh *mesh;	   /* mesh.c */
+	struct api_leader *leader; /* leader.c */
+	SSL_CTX *ssl_ctx;	   /* NULL: plain HTTP (--insecure-http) */
 	/* Open watch streams, to end them at shutdown. */
 	LIST_HEAD(, watch_stream) watches;
 	struct event *bookmark_timer;
@@ -168,6 +172,11 @@ void api_uuid(char out[37]);
 /* Store obj (borrowed) at key unless the key exists, synchronously: for
  * objects the server makes at start. 0 or a store error. */
 int api_store_create(api_server *a, const char *key, json_t *obj);
+
+/* A consistent read (opt.consistent_reads): true when r may be served
+ * now; false when it was parked until the cache reaches the store's
+ * current revision (then api_objects(r) runs again) or failed (503). */
+bool api_read_ready(api_req *r);
 
 /* ---- status.c ---- */
 /* Send a Status failure: e.g. (404, "NotFound", message, details or NULL
@@ -263,6 +272,16 @@ size_t api_mesh_admit(api_req *r, json_t *obj, json_t *causes);
 /* Whether a peer credential's peer (Token spec.peer: namespace, name,
  * uid) exists, is not expired and not being deleted. */
 bool api_mesh_credential_valid(api_server *a, const json_t *peer);
+
+/* ---- leader.c ---- */
+/* Start electing (or, without opt.elect, lead at once). on_change runs
+ * when this replica starts or stops leading. */
+int api_leader_start(api_server *a, void (*on_change)(api_server *, bool));
+bool api_is_leader(const api_server *a);
+const char *api_leader_id(const api_server *a);
+void api_leader_free(api_server *a);
+/* mesh.c: leadership moved (reconcile what only the leader writes). */
+void api_mesh_on_leader(api_server *a, bool leading);
 
 /* ---- crd.c ---- */
 /* Follow CRD events: register types, set Established/NamesAccepted. */

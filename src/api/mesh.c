@@ -87,7 +87,6 @@ struct api_mesh {
 	struct event *flush_ev, *tick;
 	uint64_t serial;
 	mesh *scratch; /* for validating objects */
-	bool leader;
 };
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -472,7 +471,7 @@ static void feed_peer(struct api_mesh *m, const json_t *obj)
 	if (p->expired)
 		streams_revoke(p);
 	schedule_flush(m);
-	if (m->leader) {
+	if (api_is_leader(m->a)) {
 		if (!p->has_addr && !p->deleting)
 			ipam_assign(m, p);
 		liveness(m, p, now);
@@ -496,7 +495,7 @@ static void on_peer(cache_event *e, void *arg)
 		mesh_peer_del(m->model, e->obj->ns, e->obj->name);
 		if (p)
 			pstate_free(m, p);
-		if (m->leader)
+		if (api_is_leader(m->a))
 			release_peer(m, obj);
 		schedule_flush(m);
 	} else {
@@ -615,7 +614,7 @@ static void on_lease(cache_event *e, void *arg)
 		    json_object_get(spec, "leaseDurationSeconds"));
 		json_decref(obj);
 	}
-	if (m->leader)
+	if (api_is_leader(m->a))
 		liveness(m, p, now_s());
 }
 
@@ -648,7 +647,7 @@ static void sink_router(const char *ns, const char *route, const char *active,
 	struct api_mesh *m = arg;
 	char *key;
 
-	if (!m->leader)
+	if (!api_is_leader(m->a))
 		return;
 	key = api_key(m->t_route, ns, route);
 	if (!key)
@@ -1049,7 +1048,7 @@ static void housekeeping(struct api_mesh *m, pstate *p, double now)
 			feed_peer(m, obj);
 		json_decref(obj);
 	}
-	if (!m->leader)
+	if (!api_is_leader(m->a))
 		return;
 	liveness(m, p, now);
 	if (!p->has_addr && !p->deleting && !p->ipam_failed)
@@ -1870,7 +1869,6 @@ int api_mesh_start(api_server *a, char *err, size_t errlen)
 		return -1;
 	a->mesh = m;
 	m->a = a;
-	m->leader = true;
 	m->model = mesh_new();
 	m->scratch = mesh_new();
 	m->t_net = reg_find(a->reg, MESH_GROUP, NULL, "networks", NULL);
@@ -1908,6 +1906,30 @@ int api_mesh_start(api_server *a, char *err, size_t errlen)
 	on_flush(-1, 0, m);
 	event_add(m->tick, &one);
 	return 0;
+}
+
+/* Leadership moved here: write the routers the model has (a former
+ * leader may have died between a change and its write). */
+void api_mesh_on_leader(api_server *a, bool leading)
+{
+	struct api_mesh *m = a->mesh;
+	const char *pre;
+
+	if (!m || !leading)
+		return;
+	pre = m->t_route->key_prefix;
+	for (cache_obj *o = cache_first(a->cache, pre);
+	     o && !strncmp(o->key, pre, strlen(pre));
+	     o = cache_next(a->cache, o)) {
+		json_t *obj = cache_obj_parse(o);
+		const char *cur =
+		    jstr(json_object_get(obj, "status"), "active");
+		const char *want = mesh_route_router(m->model, o->ns, o->name);
+		if ((cur == NULL) != (want == NULL) ||
+		    (cur && strcmp(cur, want)))
+			sink_router(o->ns, o->name, want, m);
+		json_decref(obj);
+	}
 }
 
 void api_mesh_stop(api_server *a)

@@ -1450,6 +1450,8 @@ bool api_classify(api_req *r)
 
 void api_objects(api_req *r)
 {
+	if ((r->verb == VERB_GET || r->verb == VERB_LIST) && !api_read_ready(r))
+		return;
 	if (r->type->create_only) {
 		if (!strcmp(r->type->plural, "enrollments"))
 			api_mesh_enroll(r);

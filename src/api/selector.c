@@ -497,7 +497,7 @@ static int req_init(struct req *r, const char *key, enum sel_op op, char **vals,
 			strbuf_puts(&m, tmp);
 			buf_quote(&m, vals[i]);
 			strbuf_puts(&m, ": for 'Gt', 'Lt' operators, the value "
-				     "must be an integer");
+					"must be an integer");
 			errs_add(e, &m);
 		}
 	}
@@ -896,9 +896,10 @@ static int parse_all(struct parser *p, sel *s)
 				/* prefix the message */
 				strbuf m = {0};
 
-				strbuf_puts(&m, "unable to parse requirement: ");
+				strbuf_puts(&m,
+					    "unable to parse requirement: ");
 				strbuf_putn(&m, p->err.p ? p->err.p : "",
-					 p->err.len);
+					    p->err.len);
 				free(p->err.p);
 				p->err = m;
 				if (m.oom)
@@ -1332,7 +1333,8 @@ static int unescape_value(const char *s, size_t n, char **out, strbuf *b)
 
 		if (c == '\\') {
 			if (i + 1 == n) {
-				strbuf_puts(b, "invalid field selector: invalid "
+				strbuf_puts(b,
+					    "invalid field selector: invalid "
 					    "escape sequence: \\");
 				goto bad;
 			}
@@ -1342,7 +1344,7 @@ static int unescape_value(const char *s, size_t n, char **out, strbuf *b)
 				continue;
 			}
 			strbuf_puts(b, "invalid field selector: invalid escape "
-				    "sequence: \\");
+				       "sequence: \\");
 			k = utf8_seq((const unsigned char *)s + i, n - i);
 			if (k)
 				strbuf_putn(b, s + i, k);

@@ -368,6 +368,51 @@ void api_txn(api_req *r, const store_txn *t, api_done_fn done)
 		done(r, rc, NULL);
 }
 
+bool api_read_ready(api_req *r)
+{
+	api_server *a = r->srv;
+	int64_t cur;
+	int rc;
+
+	if (!a->opt.consistent_reads || r->waited)
+		return true;
+	rc = store_current_revision(a->st, &cur);
+	if (rc) {
+		char why[256] = "";
+
+		store_last_error(a->st, why, sizeof why);
+		api_fail(r, 503, "ServiceUnavailable", NULL,
+			 "the store cannot be read now: %s",
+			 *why ? why : store_strerror(rc));
+		return false;
+	}
+	cache_pump(a->cache);
+	if (cache_revision(a->cache) >= cur)
+		return true;
+	r->wait_rev = cur;
+	r->waited = true;
+	STAILQ_INSERT_TAIL(&a->waiting, r, link);
+	return false;
+}
+
+/* Run the reads whose revision the cache has reached. */
+static void run_waiting(api_server *a)
+{
+	struct api_req_list later;
+	api_req *r;
+
+	STAILQ_INIT(&later);
+	while ((r = STAILQ_FIRST(&a->waiting))) {
+		STAILQ_REMOVE_HEAD(&a->waiting, link);
+		if (cache_revision(a->cache) >= r->wait_rev)
+			api_objects(r);
+		else
+			STAILQ_INSERT_TAIL(&later, r, link);
+	}
+	STAILQ_INIT(&a->waiting);
+	STAILQ_CONCAT(&a->waiting, &later);
+}
+
 static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
 	api_server *a = arg;
@@ -384,9 +429,12 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 	rc = cache_pump(a->cache);
 	if (rc)
 		fprintf(stderr, "signalbox: cache: %s\n", store_strerror(rc));
+	if (!STAILQ_EMPTY(&a->waiting))
+		run_waiting(a);
 	pthread_mutex_lock(&a->done_mu);
 	list = a->done;
 	STAILQ_INIT(&a->done);
+	STAILQ_INIT(&a->waiting);
 	pthread_mutex_unlock(&a->done_mu);
 	if (STAILQ_EMPTY(&list))
 		return;
@@ -699,6 +747,10 @@ int api_new(store *s, const api_options *o, api_server **out, char *err,
 	}
 	if (api_auth_start(a, err, errlen))
 		goto fail;
+	if (api_leader_start(a, api_mesh_on_leader)) {
+		snprintf(err, errlen, "cannot start the leader election");
+		goto fail;
+	}
 	if (api_mesh_start(a, err, errlen))
 		goto fail;
 	if (!o->insecure) {
@@ -794,6 +846,7 @@ void api_free(api_server *a)
 	if (a->base)
 		api_watch_shutdown(a);
 	api_mesh_free(a);
+	api_leader_free(a);
 	if (a->http)
 		evhttp_free(a->http);
 	api_auth_free(a);

@@ -51,6 +51,12 @@ static const char serve_usage[] =
     "  --audit-log-maxsize MB, --audit-log-maxbackup N\n"
     "                           rotate the audit log (default 100 MB, 10 "
     "files)\n"
+    "  --store URL              etcd://h1:2379,h2:2379 (or etcds://): keep "
+    "the state in etcd,\n"
+    "                           shared by several replicas (default: SQLite "
+    "in DIR)\n"
+    "  --etcd-cafile F, --etcd-certfile F, --etcd-keyfile F\n"
+    "                           TLS to etcd (etcds://)\n"
     "  --peer-lease-seconds S   a mesh peer is offline S seconds after its "
     "last renewal (default 15)\n"
     "  --ephemeral-peer-timeout S\n"
@@ -182,6 +188,10 @@ int cmd_serve(int argc, char **argv)
 	    {"history-revisions", required_argument, NULL, 'r'},
 	    {"history-seconds", required_argument, NULL, 's'},
 	    {"peer-lease-seconds", required_argument, NULL, 'L'},
+	    {"store", required_argument, NULL, 'X'},
+	    {"etcd-cafile", required_argument, NULL, 'Y'},
+	    {"etcd-certfile", required_argument, NULL, 'Z'},
+	    {"etcd-keyfile", required_argument, NULL, 'W'},
 	    {"ephemeral-peer-timeout", required_argument, NULL, 'E'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -272,6 +282,24 @@ int cmd_serve(int argc, char **argv)
 				ao.audit_max_backups = (int)v;
 			break;
 		}
+		case 'X':
+			if (store_parse_url(optarg, &o, err, sizeof err)) {
+				fprintf(stderr,
+					"signalbox serve: --store: %s\n", err);
+				return 2;
+			}
+			ao.elect = true;
+			ao.consistent_reads = true;
+			break;
+		case 'Y':
+			o.etcd_ca_file = optarg;
+			break;
+		case 'Z':
+			o.etcd_cert_file = optarg;
+			break;
+		case 'W':
+			o.etcd_key_file = optarg;
+			break;
 		case 'L':
 		case 'E': {
 			int64_t v;
@@ -327,6 +355,12 @@ int cmd_serve(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (o.etcd_endpoints && mkdir(o.data_dir, 0700) != 0 &&
+	    errno != EEXIST) {
+		fprintf(stderr, "signalbox serve: cannot create %s: %s\n",
+			o.data_dir, strerror(errno));
+		return 1;
+	}
 	rc = store_open(&o, &s, err, sizeof err);
 	if (rc) {
 		fprintf(stderr, "signalbox serve: cannot open the store: %s\n",
@@ -395,7 +429,8 @@ int cmd_serve(int argc, char **argv)
 		url,
 		(double)(t1.tv_sec - t0.tv_sec) * 1e3 +
 		    (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
-		o.data_dir, (long long)store_revision(s), o.data_dir);
+		o.etcd_endpoints ? o.etcd_endpoints : o.data_dir,
+		(long long)store_revision(s), o.data_dir);
 	api_run(api);
 	event_free(sigterm);
 	event_free(sigint);
