@@ -100,8 +100,14 @@ sb_start() {
 		SB_PORT=$(sb_free_port) || { echo "lib.sh: no free port" >&2; return 1; }
 		SB_DATA=$(mktemp -d "$SB_WORK/data.XXXXXX") || return 1
 		SB_LOG=$SB_WORK/server.$attempt.log
-		"$SB_BINARY" serve --data-dir "$SB_DATA" --listen "127.0.0.1:$SB_PORT" "$@" \
-			>"$SB_LOG" 2>&1 </dev/null &
+		# SB_TEST_ETCD (set by tests/unit/etcd-run.sh): the same suite on
+		# the etcd backend (one fresh etcd per suite run).
+		local store_args=()
+		if [ -n "${SB_TEST_ETCD:-}" ]; then
+			store_args=(--store "$SB_TEST_ETCD")
+		fi
+		"$SB_BINARY" serve --data-dir "$SB_DATA" --listen "127.0.0.1:$SB_PORT" \
+			"${store_args[@]}" "$@" >"$SB_LOG" 2>&1 </dev/null &
 		SB_PID=$!
 		local deadline=$((SECONDS + SB_START_TIMEOUT))
 		while [ $SECONDS -lt $deadline ]; do
