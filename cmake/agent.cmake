@@ -33,9 +33,14 @@ if(EXISTS ${PROJECT_SOURCE_DIR}/src/cmd/agent.c)
     endforeach()
   endif()
 
-  if(TARGET fuzz_agentmap)
-    target_link_libraries(fuzz_agentmap PRIVATE sb_agent)
-  endif()
+  # The fuzz targets are made after this file is included (CMakeLists.txt
+  # globs fuzz/ at its end), so the link waits for the end of the file.
+  function(sb_agent_link_fuzzer)
+    if(TARGET fuzz_agentmap)
+      target_link_libraries(fuzz_agentmap PRIVATE sb_agent)
+    endif()
+  endfunction()
+  cmake_language(DEFER CALL sb_agent_link_fuzzer)
 
   if(EXISTS ${PROJECT_SOURCE_DIR}/tests/e2e/test_mesh_netns.sh)
     add_test(NAME e2e_mesh_netns

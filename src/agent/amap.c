@@ -117,10 +117,15 @@ static void cidrs_free(amap_cidrs *s)
 	s->n = 0;
 }
 
+/* Element by element: the structs have padding. */
 static bool cidrs_eq(const amap_cidrs *a, const amap_cidrs *b)
 {
-	return a->n == b->n &&
-	       (!a->n || !memcmp(a->v, b->v, a->n * sizeof(*a->v)));
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (addr_cidr_cmp(&a->v[i], &b->v[i]))
+			return false;
+	return true;
 }
 
 /* Parse an array of "a.b.c.d/n" (absent or null: empty) into *s. */
@@ -643,12 +648,20 @@ static bool peer_eq(const amap_peer *a, const amap_peer *b)
 	return true;
 }
 
+static bool ports_eq(const amap_rule *a, const amap_rule *b)
+{
+	if (a->nports != b->nports)
+		return false;
+	for (size_t i = 0; i < a->nports; i++)
+		if (port_cmp(&a->ports[i], &b->ports[i]))
+			return false;
+	return true;
+}
+
 static bool rule_eq(const amap_rule *a, const amap_rule *b)
 {
 	return str_eq(a->name, b->name) && cidrs_eq(&a->sources, &b->sources) &&
-	       cidrs_eq(&a->destinations, &b->destinations) &&
-	       a->nports == b->nports &&
-	       !memcmp(a->ports, b->ports, a->nports * sizeof(*a->ports));
+	       cidrs_eq(&a->destinations, &b->destinations) && ports_eq(a, b);
 }
 
 static bool route_eq(const amap_route *a, const amap_route *b)
