@@ -55,6 +55,7 @@
 #define PROBE_MS	   2000 /* check for compactions by others */
 #define WATCH_STALL_MS	   3000 /* a write waiting this long restarts it */
 #define HISTORY_TIMEOUT_MS 30000
+#define HCACHE_BYTES	   (4 << 20) /* history window kept */
 
 /* "\0": as a range end, every key from the start key on. */
 #define B64_NUL "AA=="
@@ -197,8 +198,8 @@ static int parse_hostport(const char *scheme, const char *p, size_t n,
 			char c = p[h];
 
 			if (!(c == '.' || c == '-' || c == '_' ||
-			      (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-			      (c >= 'A' && c <= 'Z')))
+			      (c >= '0' && c <= '9') ||
+			      (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
 				goto bad;
 			h++;
 		}
@@ -259,7 +260,8 @@ static int parse_endpoints(const char *list, char ***eps, size_t *n, char *err,
 		     i++) {
 			size_t pl = strlen(schemes[i].prefix);
 
-			if (len >= pl && strncmp(p, schemes[i].prefix, pl) == 0) {
+			if (len >= pl &&
+			    strncmp(p, schemes[i].prefix, pl) == 0) {
 				scheme = schemes[i].scheme;
 				p += pl;
 				len -= pl;
@@ -304,8 +306,7 @@ static int parse_endpoints(const char *list, char ***eps, size_t *n, char *err,
 	return rc;
 }
 
-int store_parse_url(const char *url, store_options *o, char *err,
-		    size_t errlen)
+int store_parse_url(const char *url, store_options *o, char *err, size_t errlen)
 {
 	char **eps;
 	size_t n;
@@ -325,7 +326,8 @@ int store_parse_url(const char *url, store_options *o, char *err,
 	return 0;
 }
 
-/* ---- the backend's state --------------------------------------------------- */
+/* ---- the backend's state ---------------------------------------------------
+ */
 
 /* A request on its way through the I/O thread. */
 typedef struct ereq {
@@ -371,7 +373,9 @@ typedef struct etcd {
 	bool closing;
 	char lasterr[512];
 	LIST_HEAD(, ereq) inflight; /* I/O thread only, and the rest below */
-	ereq **waiting;	 /* min-heap on wait_rev */
+	size_t ninflight;
+	struct store_req_list pending; /* taken from queue, not sent yet */
+	ereq **waiting;		       /* min-heap on wait_rev */
 	size_t nwaiting, waitcap;
 	int64_t pub; /* newest etcd revision published (atomic for readers) */
 	CURL *wh;    /* the watch stream, NULL while down */
@@ -395,6 +399,13 @@ typedef struct etcd {
 	int64_t compact_e; /* etcd compact revision known (atomic) */
 
 	int64_t dbsize, dbsize_at; /* cache, under mu */
+
+	/* The last history window read: every event of store revisions
+	 * [hc_from, hc_to]. */
+	pthread_mutex_t hc_mu;
+	store_event **hc;
+	size_t hc_n;
+	int64_t hc_from, hc_to;
 } etcd;
 
 static int64_t to_etcd(const etcd *b, int64_t rev)
@@ -441,15 +452,16 @@ static void note_compact(etcd *b, int64_t crev_e)
 {
 	int64_t old = __atomic_load_n(&b->compact_e, __ATOMIC_ACQUIRE);
 
-	while (crev_e > old && !__atomic_compare_exchange_n(
-				   &b->compact_e, &old, crev_e, false,
-				   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+	while (crev_e > old &&
+	       !__atomic_compare_exchange_n(&b->compact_e, &old, crev_e, false,
+					    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 		;
 	if (crev_e > b->off)
 		store_set_compact_revision(b->s, from_etcd(b, crev_e));
 }
 
-/* ---- HTTP calls -------------------------------------------------------------- */
+/* ---- HTTP calls
+ * -------------------------------------------------------------- */
 
 static void setup_handle(etcd *b, CURL *h, int ep, const char *path,
 			 const char *body, size_t len, buf *resp, char *errbuf,
@@ -518,15 +530,15 @@ static int map_etcd_error(const char *msg, int64_t code)
 /* Is a curl error one where nothing reached etcd? */
 static bool not_sent(CURLcode cc)
 {
-	return cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
+	return cc == CURLE_COULDNT_CONNECT ||
+	       cc == CURLE_COULDNT_RESOLVE_HOST ||
 	       cc == CURLE_SSL_CONNECT_ERROR;
 }
 
 /* Judge a finished HTTP call: 0 and *out (the parsed answer, the
  * caller's), or a store error with the reason noted. */
 static int call_result(etcd *b, int ep, const char *path, CURLcode cc,
-		       const char *errbuf, long status, buf *resp,
-		       json_t **out)
+		       const char *errbuf, long status, buf *resp, json_t **out)
 {
 	json_error_t jerr;
 	json_t *j;
@@ -549,7 +561,8 @@ static int call_result(etcd *b, int ep, const char *path, CURLcode cc,
 		return status >= 500 ? STORE_EUNAVAIL : STORE_EIO;
 	}
 	if (status != 200 || json_object_get(j, "error")) {
-		const char *msg = json_string_value(json_object_get(j, "error"));
+		const char *msg =
+		    json_string_value(json_object_get(j, "error"));
 
 		if (!msg)
 			msg = json_string_value(json_object_get(
@@ -631,7 +644,8 @@ static int ecall(etcd *b, const char *path, json_t *req, bool idempotent,
 	return rc;
 }
 
-/* ---- key-values and events from JSON ------------------------------------------ */
+/* ---- key-values and events from JSON
+ * ------------------------------------------ */
 
 static int kv_from_json(etcd *b, const json_t *j, store_kv *kv)
 {
@@ -747,7 +761,8 @@ static int events_from_json(etcd *b, const json_t *arr, store_event ***evs,
 	return 0;
 }
 
-/* ---- building requests ---------------------------------------------------------- */
+/* ---- building requests
+ * ---------------------------------------------------------- */
 
 /* Set "key" and, for an interval, "range_end" on o. */
 static int set_interval(json_t *o, const char *key, const char *end)
@@ -776,9 +791,8 @@ static json_t *op_json(etcd *b, const store_op *o)
 		break;
 	case STORE_OP_PUT:
 		name = "request_put";
-		if (rc == 0 &&
-		    json_object_set_new(in, "value",
-					jb64(o->value, o->value_len)))
+		if (rc == 0 && json_object_set_new(
+				   in, "value", jb64(o->value, o->value_len)))
 			rc = STORE_ENOMEM;
 		if (rc == 0 && o->lease &&
 		    json_object_set_new(in, "lease", json_integer(o->lease)))
@@ -816,8 +830,8 @@ static json_t *cmp_json(etcd *b, const store_cmp *c)
 					    "version"};
 	static const char *const result[] = {"EQUAL", "NOT_EQUAL", "LESS",
 					     "GREATER"};
-	int64_t v = c->target == STORE_CMP_VERSION ? c->value
-						   : to_etcd(b, c->value);
+	int64_t v =
+	    c->target == STORE_CMP_VERSION ? c->value : to_etcd(b, c->value);
 	json_t *o = json_object();
 
 	if (o && set_interval(o, c->key, NULL) == 0 &&
@@ -852,8 +866,7 @@ static json_t *txn_json(etcd *b, const store_txn *t)
 }
 
 /* The path and body of a queued request; the body is the caller's. */
-static int req_body(etcd *b, const store_req *r, const char **path,
-		    char **body)
+static int req_body(etcd *b, const store_req *r, const char **path, char **body)
 {
 	json_t *j = NULL;
 
@@ -907,20 +920,20 @@ static int txn_result(etcd *b, const store_txn *t, const json_t *j,
 	}
 	for (size_t i = 0; i < nops && rc == 0; i++) {
 		const json_t *e = json_array_get(resps, i), *x;
-		store_op_result *or = &res->results[i];
+		store_op_result * or = &res->results[i];
 
 		switch (ops[i].type) {
 		case STORE_OP_GET:
 			x = json_object_get(e, "response_range");
 			rc = kvs_from_json(b, json_object_get(x, "kvs"),
-					   &or->kvs, &or->count);
+					   & or->kvs, & or->count);
 			break;
 		case STORE_OP_PUT:
 			wrote = true;
 			x = json_object_get(json_object_get(e, "response_put"),
 					    "prev_kv");
 			if (x && ops[i].prev_kv) {
-				or->kvs = calloc(1, sizeof(*or->kvs));
+				or->kvs = calloc(1, sizeof(* or->kvs));
 				rc = or->kvs ? kv_from_json(b, x, or->kvs)
 					     : STORE_ENOMEM;
 				or->count = rc == 0;
@@ -931,9 +944,9 @@ static int txn_result(etcd *b, const store_txn *t, const json_t *j,
 			or->deleted = jint(x, "deleted");
 			wrote = wrote || or->deleted > 0;
 			if (ops[i].prev_kv)
-				rc = kvs_from_json(b,
-						   json_object_get(x, "prev_kvs"),
-						   &or->kvs, &or->count);
+				rc = kvs_from_json(
+				    b, json_object_get(x, "prev_kvs"),
+				    & or->kvs, & or->count);
 			break;
 		}
 	}
@@ -944,7 +957,8 @@ static int txn_result(etcd *b, const store_txn *t, const json_t *j,
 	return rc;
 }
 
-/* ---- the I/O thread: requests ------------------------------------------------ */
+/* ---- the I/O thread: requests
+ * ------------------------------------------------ */
 
 static void heap_push(etcd *b, ereq *e)
 {
@@ -1040,6 +1054,7 @@ static int ereq_send(etcd *b, ereq *e)
 	if (curl_multi_add_handle(b->multi, e->h) != CURLM_OK)
 		return STORE_ENOMEM;
 	LIST_INSERT_HEAD(&b->inflight, e, link);
+	b->ninflight++;
 	return 0;
 }
 
@@ -1077,6 +1092,7 @@ static void ereq_finished(etcd *b, ereq *e, CURLcode cc)
 	int rc;
 
 	LIST_REMOVE(e, link);
+	b->ninflight--;
 	curl_easy_getinfo(e->h, CURLINFO_RESPONSE_CODE, &status);
 	curl_multi_remove_handle(b->multi, e->h);
 	rc = call_result(b, e->ep, "", cc, e->errbuf, status, &e->resp, &j);
@@ -1087,6 +1103,9 @@ static void ereq_finished(etcd *b, ereq *e, CURLcode cc)
 			return;
 	}
 	r->err = rc;
+	if (rc && getenv("SB_DEBUG_ERR"))
+		fprintf(stderr, "request failed: %s (%s)\n", store_strerror(rc),
+			b->lasterr);
 	if (rc == 0) {
 		switch (r->kind) {
 		case STORE_REQ_TXN:
@@ -1104,9 +1123,8 @@ static void ereq_finished(etcd *b, ereq *e, CURLcode cc)
 			break;
 		}
 	}
-	e->wait_rev = r->err == 0 && r->kind != STORE_REQ_COMPACT
-			  ? header_rev(j)
-			  : 0;
+	e->wait_rev =
+	    r->err == 0 && r->kind != STORE_REQ_COMPACT ? header_rev(j) : 0;
 	json_decref(j);
 	curl_easy_cleanup(e->h);
 	e->h = NULL;
@@ -1122,7 +1140,8 @@ static void ereq_finished(etcd *b, ereq *e, CURLcode cc)
 	free(e);
 }
 
-/* ---- the I/O thread: the watch stream ---------------------------------------- */
+/* ---- the I/O thread: the watch stream
+ * ---------------------------------------- */
 
 /* Publish the events of one watch response, a revision at a time. */
 static void publish_events(etcd *b, const json_t *arr)
@@ -1239,8 +1258,8 @@ static void watch_start(etcd *b)
 		return;
 	}
 	b->wep = cur_ep(b);
-	setup_handle(b, b->wh, b->wep, "/v3/watch", b->wbody,
-		     strlen(b->wbody), &b->wbuf, b->werr, 0);
+	setup_handle(b, b->wh, b->wep, "/v3/watch", b->wbody, strlen(b->wbody),
+		     &b->wbuf, b->werr, 0);
 	curl_easy_setopt(b->wh, CURLOPT_WRITEFUNCTION, watch_write);
 	curl_easy_setopt(b->wh, CURLOPT_WRITEDATA, b);
 	if (curl_multi_add_handle(b->multi, b->wh) != CURLM_OK) {
@@ -1280,8 +1299,9 @@ static void watch_check_stall(etcd *b)
 	    now - b->waiting[0]->wait_since < WATCH_STALL_MS ||
 	    now - b->wrestart_at < WATCH_STALL_MS)
 		return;
-	set_err(b, "etcd %s/v3/watch: no events for %d ms while writes "
-		   "wait; reopening the watch",
+	set_err(b,
+		"etcd %s/v3/watch: no events for %d ms while writes "
+		"wait; reopening the watch",
 		b->eps[b->wep], WATCH_STALL_MS);
 	b->wrestart_at = now;
 	watch_stop(b);
@@ -1289,7 +1309,8 @@ static void watch_check_stall(etcd *b)
 	b->wretry_at = now;
 }
 
-/* ---- the I/O thread ---------------------------------------------------------------- */
+/* ---- the I/O thread
+ * ---------------------------------------------------------------- */
 
 static void fail_all(etcd *b, struct store_req_list *reqs)
 {
@@ -1308,24 +1329,26 @@ static void *io_main(void *arg)
 	int64_t close_deadline = 0;
 
 	for (;;) {
-		struct store_req_list reqs;
 		store_req *r;
 		CURLMsg *msg;
 		int running, left;
 		bool closing;
 
-		STAILQ_INIT(&reqs);
 		pthread_mutex_lock(&b->mu);
-		STAILQ_CONCAT(&reqs, &b->queue);
+		STAILQ_CONCAT(&b->pending, &b->queue);
 		closing = b->closing;
 		pthread_mutex_unlock(&b->mu);
-		while ((r = STAILQ_FIRST(&reqs))) {
-			STAILQ_REMOVE_HEAD(&reqs, link);
+		/* No more at once than there are connections: a request's
+		 * timeout then counts from when it is sent. */
+		while (b->ninflight < MAX_CONNS &&
+		       (r = STAILQ_FIRST(&b->pending))) {
+			STAILQ_REMOVE_HEAD(&b->pending, link);
 			ereq_start(b, r);
 		}
 		if (closing && !close_deadline)
 			close_deadline = now_ms() + b->timeout_ms + 1000;
-		if (closing && ((LIST_EMPTY(&b->inflight) && !b->nwaiting) ||
+		if (closing && ((LIST_EMPTY(&b->inflight) && !b->nwaiting &&
+				 STAILQ_EMPTY(&b->pending)) ||
 				now_ms() > close_deadline))
 			break;
 		if (!b->wh && now_ms() >= b->wretry_at)
@@ -1366,15 +1389,10 @@ static void *io_main(void *arg)
 		ereq_free(b, e);
 	}
 	watch_stop(b);
-	{
-		struct store_req_list reqs;
-
-		STAILQ_INIT(&reqs);
-		pthread_mutex_lock(&b->mu);
-		STAILQ_CONCAT(&reqs, &b->queue);
-		pthread_mutex_unlock(&b->mu);
-		fail_all(b, &reqs);
-	}
+	pthread_mutex_lock(&b->mu);
+	STAILQ_CONCAT(&b->pending, &b->queue);
+	pthread_mutex_unlock(&b->mu);
+	fail_all(b, &b->pending);
 	return NULL;
 }
 
@@ -1394,7 +1412,8 @@ static int e_submit(void *be, store_req *r)
 	return rc;
 }
 
-/* ---- reads, in the caller's thread ------------------------------------------- */
+/* ---- reads, in the caller's thread
+ * ------------------------------------------- */
 
 static void wake_probe(etcd *b)
 {
@@ -1404,8 +1423,8 @@ static void wake_probe(etcd *b)
 	pthread_mutex_unlock(&b->mu);
 }
 
-static int e_range(void *be, const char *key, const char *end,
-		   int64_t revision, int64_t limit, store_range_result *out)
+static int e_range(void *be, const char *key, const char *end, int64_t revision,
+		   int64_t limit, store_range_result *out)
 {
 	etcd *b = be;
 	json_t *req = json_object(), *j = NULL;
@@ -1467,7 +1486,6 @@ static int e_current_revision(void *be, int64_t *rev)
 /* What a history read collects from its watch stream. */
 typedef struct hist {
 	etcd *b;
-	const char *key, *end;
 	int64_t from_e, to_e;
 	buf line;
 	store_event **evs;
@@ -1502,10 +1520,6 @@ static int hist_events(hist *h, const json_t *arr)
 		e = event_from_json(b, ev);
 		if (!e)
 			return STORE_ENOMEM;
-		if (!store_key_in(e->kv.key, h->key, h->end)) {
-			store_event_unref(e);
-			continue;
-		}
 		if (h->n == h->cap) {
 			size_t nc = h->cap ? h->cap * 2 : 64;
 			store_event **p = realloc(h->evs, nc * sizeof(*p));
@@ -1562,14 +1576,13 @@ static size_t hist_write(char *data, size_t size, size_t nmemb, void *arg)
 	return len;
 }
 
-/* Events of [from_rev, to_rev] in [key, end): an etcd watch over the whole
- * key space from from_rev, read until to_rev (every etcd revision has an
- * event, so the stream reaches it), then dropped. */
-static int e_history(void *be, const char *key, const char *end,
-		     int64_t from_rev, int64_t to_rev, store_event ***evs,
-		     size_t *n)
+/* Read every event of etcd revisions [from_e, to_e] (the whole key space)
+ * into *evs, *n, in (revision, key) order: an etcd watch from from_e, read
+ * until to_e (every etcd revision has an event, so the stream reaches it),
+ * then dropped. */
+static int fetch_history(etcd *b, int64_t from_e, int64_t to_e,
+			 store_event ***evs, size_t *n)
 {
-	etcd *b = be;
 	char errbuf[CURL_ERROR_SIZE];
 	json_t *req;
 	char *body;
@@ -1577,13 +1590,9 @@ static int e_history(void *be, const char *key, const char *end,
 	int rc = STORE_EUNAVAIL;
 	CURL *c;
 
-	*evs = NULL;
-	*n = 0;
-	if (to_rev < from_rev)
-		return 0;
 	req = json_pack("{s{sssssI}}", "create_request", "key", B64_NUL,
 			"range_end", B64_NUL, "start_revision",
-			(json_int_t)to_etcd(b, from_rev));
+			(json_int_t)from_e);
 	body = req ? json_dumps(req, JSON_COMPACT) : NULL;
 	json_decref(req);
 	c = body ? pool_get(b) : NULL;
@@ -1597,10 +1606,8 @@ static int e_history(void *be, const char *key, const char *end,
 
 		memset(&h, 0, sizeof(h));
 		h.b = b;
-		h.key = key;
-		h.end = end;
-		h.from_e = to_etcd(b, from_rev);
-		h.to_e = to_etcd(b, to_rev);
+		h.from_e = from_e;
+		h.to_e = to_e;
 		setup_handle(b, c, ep, "/v3/watch", body, strlen(body), NULL,
 			     errbuf, HISTORY_TIMEOUT_MS);
 		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, hist_write);
@@ -1612,8 +1619,7 @@ static int e_history(void *be, const char *key, const char *end,
 		} else {
 			rc = cc == CURLE_OUT_OF_MEMORY ? STORE_ENOMEM
 						       : STORE_EUNAVAIL;
-			set_err(b, "etcd %s/v3/watch (history): %s",
-				b->eps[ep],
+			set_err(b, "etcd %s/v3/watch (history): %s", b->eps[ep],
 				cc == CURLE_OK ? "the stream ended early"
 				: errbuf[0]    ? errbuf
 					       : curl_easy_strerror(cc));
@@ -1633,6 +1639,89 @@ static int e_history(void *be, const char *key, const char *end,
 		qsort(h.evs, h.n, sizeof(*h.evs), hist_cmp);
 		*evs = h.evs;
 		*n = h.n;
+	}
+	return rc;
+}
+
+/* The events of all[] at store revisions [from_s, to_s] in [key, end),
+ * with a reference each, into a new array. */
+static int pick_events(store_event **all, size_t nall, int64_t from_s,
+		       int64_t to_s, const char *key, const char *end,
+		       store_event ***evs, size_t *n)
+{
+	size_t cap = 0;
+
+	*evs = NULL;
+	*n = 0;
+	for (size_t i = 0; i < nall; i++) {
+		store_event *e = all[i];
+
+		if (e->kv.mod_revision < from_s || e->kv.mod_revision > to_s ||
+		    !store_key_in(e->kv.key, key, end))
+			continue;
+		if (*n == cap) {
+			size_t nc = cap ? cap * 2 : 16;
+			store_event **p = realloc(*evs, nc * sizeof(*p));
+
+			if (!p) {
+				store_events_free(*evs, *n);
+				*evs = NULL;
+				*n = 0;
+				return STORE_ENOMEM;
+			}
+			*evs = p;
+			cap = nc;
+		}
+		store_event_ref(e);
+		(*evs)[(*n)++] = e;
+	}
+	return 0;
+}
+
+/* Events of [from_rev, to_rev] in [key, end). etcd makes a watch that
+ * starts in the past wait for its next sync (up to 100 ms), and watchers
+ * catching up call this again and again over the same revisions, so the
+ * last window read (every key) is kept while it is small. History never
+ * changes; compaction only forgets it, which store.c checks after the
+ * call. */
+static int e_history(void *be, const char *key, const char *end,
+		     int64_t from_rev, int64_t to_rev, store_event ***evs,
+		     size_t *n)
+{
+	etcd *b = be;
+	store_event **all = NULL;
+	size_t nall = 0, bytes = 0;
+	int rc;
+
+	*evs = NULL;
+	*n = 0;
+	if (to_rev < from_rev)
+		return 0;
+	pthread_mutex_lock(&b->hc_mu);
+	if (b->hc_n && from_rev >= b->hc_from && to_rev <= b->hc_to) {
+		rc = pick_events(b->hc, b->hc_n, from_rev, to_rev, key, end,
+				 evs, n);
+		pthread_mutex_unlock(&b->hc_mu);
+		return rc;
+	}
+	pthread_mutex_unlock(&b->hc_mu);
+
+	rc = fetch_history(b, to_etcd(b, from_rev), to_etcd(b, to_rev), &all,
+			   &nall);
+	if (rc == 0)
+		rc = pick_events(all, nall, from_rev, to_rev, key, end, evs, n);
+	for (size_t i = 0; i < nall; i++)
+		bytes += strlen(all[i]->kv.key) + all[i]->kv.value_len + 64;
+	if (rc == 0 && nall && bytes <= HCACHE_BYTES) {
+		pthread_mutex_lock(&b->hc_mu);
+		store_events_free(b->hc, b->hc_n);
+		b->hc = all;
+		b->hc_n = nall;
+		b->hc_from = from_rev;
+		b->hc_to = to_rev;
+		pthread_mutex_unlock(&b->hc_mu);
+	} else {
+		store_events_free(all, nall);
 	}
 	return rc;
 }
@@ -1713,7 +1802,8 @@ static void e_last_error(void *be, char *out, size_t len)
 	pthread_mutex_unlock(&b->mu);
 }
 
-/* ---- the maintenance thread: compaction ---------------------------------------- */
+/* ---- the maintenance thread: compaction
+ * ---------------------------------------- */
 
 /* Find the compact revision when it may have moved past what we know:
  * the smallest etcd revision that can still be read. */
@@ -1844,7 +1934,8 @@ static void *maint_main(void *arg)
 	return NULL;
 }
 
-/* ---- open and close ------------------------------------------------------------ */
+/* ---- open and close
+ * ------------------------------------------------------------ */
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc;
@@ -1871,6 +1962,8 @@ static void e_free(etcd *b)
 	free(b->key_file);
 	free(b->waiting);
 	free(b->samples);
+	store_events_free(b->hc, b->hc_n);
+	pthread_mutex_destroy(&b->hc_mu);
 	pthread_mutex_destroy(&b->pool_mu);
 	pthread_mutex_destroy(&b->mu);
 	pthread_cond_destroy(&b->cv);
@@ -1903,8 +1996,8 @@ static char *dup_opt(const char *p, int *rc)
 	return d;
 }
 
-int store_etcd_open(store *s, const store_options *o, void **bctx,
-		    char *errbuf, size_t errlen)
+int store_etcd_open(store *s, const store_options *o, void **bctx, char *errbuf,
+		    size_t errlen)
 {
 	pthread_condattr_t ca;
 	int64_t head = 0;
@@ -1918,9 +2011,10 @@ int store_etcd_open(store *s, const store_options *o, void **bctx,
 		return STORE_EIO;
 	}
 	if (o->etcd_revision_offset < 0 || o->etcd_timeout_ms < 0) {
-		store_errf(errbuf, errlen, "etcd_revision_offset and "
-					   "etcd_timeout_ms must not be "
-					   "negative");
+		store_errf(errbuf, errlen,
+			   "etcd_revision_offset and "
+			   "etcd_timeout_ms must not be "
+			   "negative");
 		return STORE_EINVAL;
 	}
 	b = calloc(1, sizeof(*b));
@@ -1928,12 +2022,14 @@ int store_etcd_open(store *s, const store_options *o, void **bctx,
 		return STORE_ENOMEM;
 	b->s = s;
 	pthread_mutex_init(&b->pool_mu, NULL);
+	pthread_mutex_init(&b->hc_mu, NULL);
 	pthread_mutex_init(&b->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&b->cv, &ca);
 	pthread_condattr_destroy(&ca);
 	STAILQ_INIT(&b->queue);
+	STAILQ_INIT(&b->pending);
 	LIST_INIT(&b->inflight);
 	b->timeout_ms =
 	    o->etcd_timeout_ms ? o->etcd_timeout_ms : DEFAULT_TIMEOUT_MS;
@@ -1955,8 +2051,8 @@ int store_etcd_open(store *s, const store_options *o, void **bctx,
 		b->samples_cap = (size_t)b->hist_secs + 2;
 		b->samples = calloc(b->samples_cap, sizeof(*b->samples));
 	}
-	if (rc == 0 && (!b->hdrs || !b->multi ||
-			(b->hist_secs > 0 && !b->samples)))
+	if (rc == 0 &&
+	    (!b->hdrs || !b->multi || (b->hist_secs > 0 && !b->samples)))
 		rc = STORE_ENOMEM;
 	if (rc)
 		goto fail;
@@ -1982,9 +2078,9 @@ int store_etcd_open(store *s, const store_options *o, void **bctx,
 	b->pub = head;
 	b->wstart = head + 1;
 	probe_compact(b);
-	store_set_initial(s, from_etcd(b, head),
-			  from_etcd(b, b->compact_e > b->off ? b->compact_e
-							     : 0));
+	store_set_initial(
+	    s, from_etcd(b, head),
+	    from_etcd(b, b->compact_e > b->off ? b->compact_e : 0));
 	record_sample(b, from_etcd(b, head));
 	b->lasterr[0] = '\0';
 	if (pthread_create(&b->io, NULL, io_main, b) != 0) {

@@ -137,8 +137,8 @@ int store_sqlite_open(store *s, const store_options *o, void **bctx,
 		      char *errbuf, size_t errlen);
 extern const store_backend store_sqlite_backend;
 /* The etcd backend (etcd.c): o->etcd_endpoints is set. */
-int store_etcd_open(store *s, const store_options *o, void **bctx,
-		    char *errbuf, size_t errlen);
+int store_etcd_open(store *s, const store_options *o, void **bctx, char *errbuf,
+		    size_t errlen);
 extern const store_backend store_etcd_backend;
 
 /* Write a formatted message into errbuf (if any). */

@@ -43,6 +43,9 @@ __attribute__((constructor)) static void tu_etcd_skips(void)
 	     "etcd leader does)"},
 	};
 
+	/* SB_TEST_FILTER=pattern runs only the matching cases. */
+	if (getenv("SB_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("SB_TEST_FILTER"));
 	if (!tu_etcd())
 		return;
 	for (size_t i = 0; i < sizeof skips / sizeof skips[0]; i++) {
