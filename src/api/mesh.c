@@ -61,6 +61,7 @@ typedef struct pstate {
 	double expires;	  /* spec.expiresAt, 0: none */
 	bool expired;	  /* fed to the model as expired */
 	bool ephemeral, has_addr, deleting;
+	uint32_t addr; /* status.address, when has_addr */
 	bool ipam_busy, status_busy, gc_busy;
 	bool ipam_failed; /* the range is full: said so in a condition */
 	struct mstream *streams;
@@ -324,6 +325,7 @@ static void schedule_flush(struct api_mesh *m)
 }
 
 static cache_obj *ns_network(struct api_mesh *m, const char *ns);
+static void ipam_assign(struct api_mesh *m, pstate *p);
 
 /* The namespace's Network: its oldest one. */
 static void feed_network(struct api_mesh *m, const char *ns)
@@ -345,6 +347,16 @@ static void feed_network(struct api_mesh *m, const char *ns)
 			best->name, err);
 	json_decref(obj);
 	schedule_flush(m);
+	if (api_is_leader(m->a)) {
+		/* A new range: re-address the peers outside it. */
+		size_t i;
+		for (smap_ent *e = smap_first(&m->peers, &i); e;
+		     e = smap_next(&m->peers, &i, e)) {
+			pstate *p = e->val;
+			if (!strcmp(p->ns, ns) && p->has_addr)
+				ipam_assign(m, p);
+		}
+	}
 }
 
 static pstate *pstate_get(struct api_mesh *m, const char *ns, const char *name,
@@ -421,7 +433,6 @@ static void read_lease(struct api_mesh *m, pstate *p)
 	json_decref(obj);
 }
 
-static void ipam_assign(struct api_mesh *m, pstate *p);
 static void liveness(struct api_mesh *m, pstate *p, double now);
 
 static void feed_peer(struct api_mesh *m, const json_t *obj)
@@ -449,7 +460,13 @@ static void feed_peer(struct api_mesh *m, const json_t *obj)
 	p->expires = parse_time(jstr(spec, "expiresAt"));
 	p->expired = p->expires > 0 && now >= p->expires;
 	p->ephemeral = json_is_true(json_object_get(spec, "ephemeral"));
-	p->has_addr = jstr(st, "address") != NULL;
+	{
+		struct in_addr ia;
+		const char *as = jstr(st, "address");
+
+		p->has_addr = as && inet_pton(AF_INET, as, &ia) == 1;
+		p->addr = p->has_addr ? ntohl(ia.s_addr) : 0;
+	}
 	p->deleting = json_object_get(md, "deletionTimestamp") != NULL;
 	ps = (mesh_peer_spec){
 	    .ns = ns,
@@ -472,8 +489,8 @@ static void feed_peer(struct api_mesh *m, const json_t *obj)
 		streams_revoke(p);
 	schedule_flush(m);
 	if (api_is_leader(m->a)) {
-		if (!p->has_addr && !p->deleting)
-			ipam_assign(m, p);
+		if (!p->deleting)
+			ipam_assign(m, p); /* none, or outside the range */
 		liveness(m, p, now);
 	}
 }
@@ -879,8 +896,24 @@ static void ipam_assign(struct api_mesh *m, pstate *p)
 	ipam_op *op = NULL;
 	char s[16];
 
-	if (p->ipam_busy || p->has_addr || p->deleting)
+	char *oldkey = NULL;
+	cache_obj *oldclaim = NULL;
+
+	if (p->ipam_busy || p->deleting)
 		return;
+	if (p->has_addr) {
+		/* Keep an address inside the Network's range; one outside
+		 * (the cidr changed) is replaced. */
+		uint32_t net;
+		int len;
+		const char *c;
+		ns_range(m, p->ns, &net, &len, &c);
+		uint32_t mask = len ? 0xffffffffu << (32 - len) : 0;
+		if ((p->addr & mask) == net)
+			return;
+		oldkey = claim_key(p->ns, p->addr);
+		oldclaim = oldkey ? cache_get(m->a->cache, oldkey) : NULL;
+	}
 	key = api_key(m->t_peer, p->ns, p->name);
 	o = key ? cache_get(m->a->cache, key) : NULL;
 	if (!o)
@@ -921,9 +954,11 @@ static void ipam_assign(struct api_mesh *m, pstate *p)
 		free(op);
 		goto out;
 	}
-	store_cmp cmps[2] = {{key, STORE_CMP_MOD, STORE_CMP_EQ, o->rev},
-			     {ckey, STORE_CMP_CREATE, STORE_CMP_EQ, 0}};
-	store_op ops[2] = {
+	store_cmp cmps[3] = {{key, STORE_CMP_MOD, STORE_CMP_EQ, o->rev},
+			     {ckey, STORE_CMP_CREATE, STORE_CMP_EQ, 0},
+			     {oldkey, STORE_CMP_MOD, STORE_CMP_EQ,
+			      oldclaim ? oldclaim->rev : 0}};
+	store_op ops[3] = {
 	    {.type = STORE_OP_PUT,
 	     .key = key,
 	     .value = op->vals[0],
@@ -932,8 +967,11 @@ static void ipam_assign(struct api_mesh *m, pstate *p)
 	     .key = ckey,
 	     .value = op->vals[1],
 	     .value_len = strlen(op->vals[1])},
+	    {.type = STORE_OP_DELETE, .key = oldkey},
 	};
-	store_txn t = {cmps, 2, ops, 2, NULL, 0};
+	/* A replaced address frees its claim in the same transaction. */
+	size_t n = oldclaim ? 3 : 2;
+	store_txn t = {cmps, n, ops, n, NULL, 0};
 	p->ipam_busy = true;
 	pending_set(m, p->ns, a, true);
 	api_txn(&op->r, &t, ipam_done);
@@ -942,6 +980,7 @@ out:
 	json_decref(claim);
 	free(key);
 	free(ckey);
+	free(oldkey);
 }
 
 /* A Peer is gone: free its address, and delete its Lease and credentials
