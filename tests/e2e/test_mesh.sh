@@ -536,11 +536,14 @@ echo "## 4. races: setup-key limits and IPAM under concurrent enrolment"
 
 setupkey_ok race5 default '{"reusable": true, "usageLimit": 5, "peerLabels": {"race": "r5"}}'
 SK_R5=$SK
-# race_enrol TAG COUNT KEY: COUNT background enrolments at once
+# race_enrol TAG COUNT KEY|@FILE: COUNT background enrolments at once, with
+# KEY or with line i of FILE for the i-th
 race_enrol() {
-	local tag=$1 n=$2 key=$3 i pids=()
+	local tag=$1 n=$2 key=$3 i k pids=()
 	for i in $(seq 1 "$n"); do
-		enrol_body "$key" "$tag-$i" "$(newpub)" >"$T/race/$tag-$i.req"
+		k=$key
+		[[ $key == @* ]] && k=$(sed -n "${i}p" "${key#@}")
+		enrol_body "$k" "$tag-$i" "$(newpub)" >"$T/race/$tag-$i.req"
 	done
 	for i in $(seq 1 "$n"); do
 		curl -sS --max-time 60 --cacert "$CA" -X POST -H 'Content-Type: application/json' \
@@ -617,8 +620,8 @@ addrs=$(grep . <<<"$OUT" | sort)
 run kubectl get peers -n default --no-headers
 npeers=$(grep -c . <<<"$OUT")
 dups=$(uniq -d <<<"$addrs" | tr '\n' ' ')
-expect_eq "no address is given twice in default ($npeers peers)" "$dups" ""
-expect_eq "every peer in default has an address" "$(grep -c . <<<"$addrs")" "$npeers"
+expect_eq "after the shared-key race and the apply: no address is given twice in default ($npeers peers)" "$dups" ""
+expect_eq "... every peer in default has an address" "$(grep -c . <<<"$addrs")" "$npeers"
 # Every answer's address is the Peer's stored address.
 mism=0
 for f in $R50_OK; do
@@ -626,6 +629,28 @@ for f in $R50_OK; do
 	[ "$(kubectl get peer "$pn" -n default -o jsonpath='{.status.address}' 2>/dev/null)" = "$pa" ] || mism=$((mism + 1))
 done
 expect_eq "each of the $n201 enrolled Peers holds the address its answer gave" "$mism" 0
+
+# IPAM alone under concurrency: 50 single-use keys, one per enrolment, so
+# that the enrolments race for addresses only, not for one key's count.
+for i in $(seq 1 50); do
+	printf -- '---\napiVersion: mesh.signalbox.dev/v1alpha1\nkind: SetupKey\n'
+	printf 'metadata: {name: solo-%s, namespace: default}\nspec: {peerLabels: {race: solo}}\n' "$i"
+done >"$T/m/solo-keys.yaml"
+kubectl create -f "$T/m/solo-keys.yaml" -o jsonpath='{.status.key}{"\n"}' >"$T/solo-keys" 2>"$T/solo-keys.err"
+expect_eq "kubectl create of 50 SetupKeys prints 50 secrets, one each" \
+	"$(grep -c '^sbk_' "$T/solo-keys") $(sort -u "$T/solo-keys" | grep -c '^sbk_')" "50 50"
+while read -r k; do SECRETS+=("$k"); done <"$T/solo-keys"
+race_enrol solo 50 "@$T/solo-keys"
+race_wait
+n201=$(grep -lx 201 "$T"/race/solo-*.code | wc -l)
+expect_eq "50 concurrent enrolments, each with its own key: all 50 succeed (codes: $(race_codes solo))" "$n201" 50
+check "... 50 Peers carry the keys' labels" --lines 50 -- kubectl get peers -n default -l race=solo --no-headers
+run kubectl get peers -n default -o jsonpath='{range .items[*]}{.status.address}{"\n"}{end}'
+addrs=$(grep . <<<"$OUT" | sort)
+run kubectl get peers -n default --no-headers
+npeers=$(grep -c . <<<"$OUT")
+expect_eq "no address is given twice in default ($npeers peers)" "$(uniq -d <<<"$addrs" | tr '\n' ' ')" ""
+expect_eq "every peer in default has an address" "$(grep -c . <<<"$addrs")" "$npeers"
 
 # ==============================================================================
 echo "## 5. what a peer's credential may do"
