@@ -114,11 +114,16 @@ static int child_start(priv *p)
 	}
 	r = ipc_send(p->fd, IPC_HELLO, hello, strlen(hello));
 	/* the credential as stored, checked again */
-	if (!r && !state_cred_load(p->o->state_dir, &cred, err, sizeof(err))) {
-		buf = state_cred_encode(&cred);
+	err[0] = '\0';
+	if (!r) {
+		int c =
+		    state_cred_load(p->o->state_dir, &cred, err, sizeof(err));
+
+		if (!c)
+			buf = state_cred_encode(&cred);
+		else if (c != -ENOENT)
+			alog(ALOG_WARN, "%s; enrolling again", err);
 		explicit_bzero(&cred, sizeof(cred));
-	} else if (!r && err[0]) {
-		alog(ALOG_WARN, "%s", err);
 	}
 	if (!r)
 		r = ipc_send(p->fd, IPC_CRED, buf, buf ? strlen(buf) : 0);
