@@ -50,3 +50,14 @@ void alog(int level, const char *fmt, ...)
 	fprintf(stderr, "%s\n", line);
 	fflush(stderr);
 }
+
+void alog_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}

@@ -6,6 +6,8 @@
 #ifndef SIGNALBOX_AGENT_ALOG_H
 #define SIGNALBOX_AGENT_ALOG_H
 
+#include <stddef.h>
+
 enum { ALOG_ERROR = 0, ALOG_WARN, ALOG_INFO, ALOG_DEBUG };
 
 /* Prototypes */
@@ -16,5 +18,9 @@ int alog_level_parse(const char *s);
 void alog_setup(int level, const char *role);
 void alog(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Format a message into err (errlen bytes; nothing when err is NULL): the
+ * error text the agent's modules hand their callers. */
+void alog_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

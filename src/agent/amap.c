@@ -15,21 +15,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "agent/alog.h"
 #include "agent/amap.h"
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 const char *amap_proto_name(amap_proto p)
 {
@@ -62,13 +49,17 @@ static int proto_parse(const char *s, uint8_t *out)
 
 /* ---- sets of prefixes ------------------------------------------------- */
 
-static bool cidrs_find(const amap_cidrs *s, const addr_cidr *c, size_t *at)
+/* Binary search of a sorted array for key: true and *at its index when
+ * found, else false and *at where it would go. cmp(element, key). */
+static bool lower_bound(const void *base, size_t n, size_t sz, const void *key,
+			int (*cmp)(const void *elem, const void *key),
+			size_t *at)
 {
-	size_t lo = 0, hi = s->n;
+	size_t lo = 0, hi = n;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int r = addr_cidr_cmp(&s->v[mid], c);
+		int r = cmp((const char *)base + mid * sz, key);
 
 		if (!r) {
 			*at = mid;
@@ -81,6 +72,16 @@ static bool cidrs_find(const amap_cidrs *s, const addr_cidr *c, size_t *at)
 	}
 	*at = lo;
 	return false;
+}
+
+static int cidr_key_cmp(const void *elem, const void *key)
+{
+	return addr_cidr_cmp(elem, key);
+}
+
+static bool cidrs_find(const amap_cidrs *s, const addr_cidr *c, size_t *at)
+{
+	return lower_bound(s->v, s->n, sizeof(*s->v), c, cidr_key_cmp, at);
 }
 
 static int cidrs_add(amap_cidrs *s, const addr_cidr *c)
@@ -138,7 +139,7 @@ static int cidrs_parse(const json_t *arr, const char *what, amap_cidrs *s,
 	if (!arr || json_is_null(arr))
 		return 0;
 	if (!json_is_array(arr)) {
-		errf(err, errlen, "%s: not an array", what);
+		alog_errf(err, errlen, "%s: not an array", what);
 		return -EINVAL;
 	}
 	json_array_foreach(arr, i, v)
@@ -147,8 +148,8 @@ static int cidrs_parse(const json_t *arr, const char *what, amap_cidrs *s,
 
 		if (!json_is_string(v) ||
 		    addr_cidr_parse(json_string_value(v), true, &c)) {
-			errf(err, errlen, "%s[%zu]: not an IPv4 prefix", what,
-			     i);
+			alog_errf(err, errlen, "%s[%zu]: not an IPv4 prefix",
+				  what, i);
 			cidrs_free(s);
 			return -EINVAL;
 		}
@@ -187,12 +188,12 @@ static int str_field(const json_t *o, const char *key, bool opt,
 	if (!v || json_is_null(v)) {
 		if (opt)
 			return 0;
-		errf(err, errlen, "%s.%s: missing", what, key);
+		alog_errf(err, errlen, "%s.%s: missing", what, key);
 		return -EINVAL;
 	}
 	if (!json_is_string(v) || strlen(json_string_value(v)) > 1024) {
-		errf(err, errlen, "%s.%s: not a string (or too long)", what,
-		     key);
+		alog_errf(err, errlen, "%s.%s: not a string (or too long)",
+			  what, key);
 		return -EINVAL;
 	}
 	*out = json_string_value(v);
@@ -211,11 +212,11 @@ static int name_field(const json_t *o, const char *what, char **out, char *err,
 	for (const char *p = s; *p; p++)
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
 		      *p == '-' || *p == '.' || *p == '/')) {
-			errf(err, errlen, "%s.name: bad character", what);
+			alog_errf(err, errlen, "%s.name: bad character", what);
 			return -EINVAL;
 		}
 	if (!*s) {
-		errf(err, errlen, "%s.name: empty", what);
+		alog_errf(err, errlen, "%s.name: empty", what);
 		return -EINVAL;
 	}
 	*out = strdup(s);
@@ -285,14 +286,15 @@ static int peer_parse(const json_t *o, const char *what, amap_peer *e,
 
 	memset(e, 0, sizeof(*e));
 	if (!json_is_object(o)) {
-		errf(err, errlen, "%s: not an object", what);
+		alog_errf(err, errlen, "%s: not an object", what);
 		return -EINVAL;
 	}
 	if ((r = name_field(o, what, &e->name, err, errlen)))
 		goto fail;
 	r = str_field(o, "publicKey", false, what, &key, err, errlen);
 	if (!r && addr_key_from_base64(key, e->key)) {
-		errf(err, errlen, "%s.publicKey: not a WireGuard key", what);
+		alog_errf(err, errlen, "%s.publicKey: not a WireGuard key",
+			  what);
 		r = -EINVAL;
 	}
 	if (!r)
@@ -307,7 +309,7 @@ static int peer_parse(const json_t *o, const char *what, amap_peer *e,
 	e->online = json_is_true(online);
 	eps = json_object_get(o, "endpoints");
 	if (eps && !json_is_null(eps) && !json_is_array(eps)) {
-		errf(err, errlen, "%s.endpoints: not an array", what);
+		alog_errf(err, errlen, "%s.endpoints: not an array", what);
 		r = -EINVAL;
 		goto fail;
 	}
@@ -388,12 +390,12 @@ static int ports_parse(const json_t *o, const char *what, amap_rule *e,
 	if (str_field(o, "protocol", true, what, &ps, err, errlen))
 		return -EINVAL;
 	if (ps && proto_parse(ps, &rproto)) {
-		errf(err, errlen, "%s.protocol: not TCP, UDP, ICMP or any",
-		     what);
+		alog_errf(err, errlen, "%s.protocol: not TCP, UDP, ICMP or any",
+			  what);
 		return -EINVAL;
 	}
 	if (ports && !json_is_null(ports) && !json_is_array(ports)) {
-		errf(err, errlen, "%s.ports: not an array", what);
+		alog_errf(err, errlen, "%s.ports: not an array", what);
 		return -EINVAL;
 	}
 	n = json_array_size(ports);
@@ -414,10 +416,11 @@ static int ports_parse(const json_t *o, const char *what, amap_rule *e,
 		    (ps && proto_parse(ps, &p.proto)) ||
 		    port_num(v, "from", &p.from) || port_num(v, "to", &p.to) ||
 		    (!p.from && p.to) || (p.to && p.to < p.from)) {
-			errf(err, errlen,
-			     "%s.ports[%zu]: want {protocol, from, to} with "
-			     "1 <= from <= to <= 65535",
-			     what, i);
+			alog_errf(
+			    err, errlen,
+			    "%s.ports[%zu]: want {protocol, from, to} with "
+			    "1 <= from <= to <= 65535",
+			    what, i);
 			return -EINVAL;
 		}
 		if (p.from && !p.to)
@@ -443,7 +446,7 @@ static int rule_parse(const json_t *o, const char *what, amap_rule *e,
 
 	memset(e, 0, sizeof(*e));
 	if (!json_is_object(o)) {
-		errf(err, errlen, "%s: not an object", what);
+		alog_errf(err, errlen, "%s: not an object", what);
 		return -EINVAL;
 	}
 	if ((r = name_field(o, what, &e->name, err, errlen)))
@@ -472,14 +475,15 @@ static int route_parse(const json_t *o, const char *what, amap_route *e,
 
 	memset(e, 0, sizeof(*e));
 	if (!json_is_object(o)) {
-		errf(err, errlen, "%s: not an object", what);
+		alog_errf(err, errlen, "%s: not an object", what);
 		return -EINVAL;
 	}
 	if ((r = name_field(o, what, &e->name, err, errlen)))
 		goto fail;
 	r = str_field(o, "destination", false, what, &dest, err, errlen);
 	if (!r && addr_cidr_parse(dest, true, &e->destination)) {
-		errf(err, errlen, "%s.destination: not an IPv4 prefix", what);
+		alog_errf(err, errlen, "%s.destination: not an IPv4 prefix",
+			  what);
 		r = -EINVAL;
 	}
 	if (!r)
@@ -504,7 +508,7 @@ static int self_parse(const json_t *o, amap_self *s, char *err, size_t errlen)
 
 	memset(s, 0, sizeof(*s));
 	if (!json_is_object(o)) {
-		errf(err, errlen, "self: not an object");
+		alog_errf(err, errlen, "self: not an object");
 		return -EINVAL;
 	}
 	if ((r = str_field(o, "name", false, "self", &name, err, errlen)) ||
@@ -515,21 +519,21 @@ static int self_parse(const json_t *o, amap_self *s, char *err, size_t errlen)
 	    (r = str_field(o, "publicKey", true, "self", &key, err, errlen)))
 		return r;
 	if (!addr_object_name_ok(name) || !addr_dns_label_ok(ns)) {
-		errf(err, errlen, "self: bad name or namespace");
+		alog_errf(err, errlen, "self: bad name or namespace");
 		return -EINVAL;
 	}
 	if (addr && addr_ip4_parse(addr, &s->address)) {
-		errf(err, errlen, "self.address: not an IPv4 address");
+		alog_errf(err, errlen, "self.address: not an IPv4 address");
 		return -EINVAL;
 	}
 	s->has_address = addr != NULL;
 	if (cidr ? addr_cidr_parse(cidr, true, &s->cidr)
 		 : addr_cidr_parse("100.64.0.0/10", false, &s->cidr)) {
-		errf(err, errlen, "self.cidr: not an IPv4 prefix");
+		alog_errf(err, errlen, "self.cidr: not an IPv4 prefix");
 		return -EINVAL;
 	}
 	if (key && addr_key_from_base64(key, s->key)) {
-		errf(err, errlen, "self.publicKey: not a WireGuard key");
+		alog_errf(err, errlen, "self.publicKey: not a WireGuard key");
 		return -EINVAL;
 	}
 	s->has_key = key != NULL;
@@ -544,31 +548,15 @@ static int self_parse(const json_t *o, amap_self *s, char *err, size_t errlen)
 }
 
 /* The sorted-by-name arrays. Every element type starts with char *name. */
-static const char *ent_name(const void *arr, size_t sz, size_t i)
+static int name_key_cmp(const void *elem, const void *key)
 {
-	return *(char *const *)((const char *)arr + i * sz);
+	return strcmp(*(char *const *)elem, key);
 }
 
 static bool ent_find(const void *arr, size_t n, size_t sz, const char *name,
 		     size_t *at)
 {
-	size_t lo = 0, hi = n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int r = strcmp(ent_name(arr, sz, mid), name);
-
-		if (!r) {
-			*at = mid;
-			return true;
-		}
-		if (r < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	*at = lo;
-	return false;
+	return lower_bound(arr, n, sz, name, name_key_cmp, at);
 }
 
 /* Put *e (taken: its contents move into the array) in place of the entry
@@ -788,7 +776,7 @@ static int entlist_parse(const json_t *arr, const char *what, ent_parse_fn fn,
 	if (!arr || json_is_null(arr))
 		return 0;
 	if (!json_is_array(arr)) {
-		errf(err, errlen, "%s: not an array", what);
+		alog_errf(err, errlen, "%s: not an array", what);
 		return -EINVAL;
 	}
 	if (!json_array_size(arr))
@@ -847,13 +835,14 @@ static int names_check(const json_t *arr, const char *what, char *err,
 	if (!arr || json_is_null(arr))
 		return 0;
 	if (!json_is_array(arr)) {
-		errf(err, errlen, "%s: not an array", what);
+		alog_errf(err, errlen, "%s: not an array", what);
 		return -EINVAL;
 	}
 	for (i = 0; i < json_array_size(arr); i++) {
 		v = json_array_get(arr, i);
 		if (!json_is_string(v)) {
-			errf(err, errlen, "%s[%zu]: not a string", what, i);
+			alog_errf(err, errlen, "%s[%zu]: not a string", what,
+				  i);
 			return -EINVAL;
 		}
 	}
@@ -882,7 +871,7 @@ static int load_parts(const json_t *map, amap *t, char *err, size_t errlen)
 	int rc;
 
 	if (!json_is_object(map)) {
-		errf(err, errlen, "map: not an object");
+		alog_errf(err, errlen, "map: not an object");
 		return -EINVAL;
 	}
 	if ((rc = self_parse(json_object_get(map, "self"), &t->self, err,
@@ -950,7 +939,7 @@ static int srcedits_parse(const json_t *arr, const char *what, srcedit **out,
 	if (!arr || json_is_null(arr))
 		return 0;
 	if (!json_is_array(arr)) {
-		errf(err, errlen, "%s: not an array", what);
+		alog_errf(err, errlen, "%s: not an array", what);
 		return -EINVAL;
 	}
 	if (!json_array_size(arr))
@@ -965,7 +954,7 @@ static int srcedits_parse(const json_t *arr, const char *what, srcedit **out,
 		snprintf(w, sizeof(w), "%s[%zu]", what, i);
 		if (!json_is_object(v) ||
 		    !json_is_string(json_object_get(v, "name"))) {
-			errf(err, errlen, "%s: want {name, sources}", w);
+			alog_errf(err, errlen, "%s: want {name, sources}", w);
 			srcedits_free(s, i);
 			return -EINVAL;
 		}
@@ -1006,7 +995,7 @@ static int section(const json_t *f, const char *key, const json_t **out,
 {
 	*out = json_object_get(f, key);
 	if (*out && !json_is_null(*out) && !json_is_object(*out)) {
-		errf(err, errlen, "%s: not an object", key);
+		alog_errf(err, errlen, "%s: not an object", key);
 		return -EINVAL;
 	}
 	return 0;
@@ -1112,7 +1101,7 @@ static int serial_get(const json_t *f, uint64_t *out, char *err, size_t errlen)
 	const json_t *v = json_object_get(f, "serial");
 
 	if (!json_is_integer(v) || json_integer_value(v) < 0) {
-		errf(err, errlen, "serial: not a non-negative integer");
+		alog_errf(err, errlen, "serial: not a non-negative integer");
 		return -EINVAL;
 	}
 	*out = (uint64_t)json_integer_value(v);
@@ -1139,19 +1128,19 @@ int amap_apply_frame(amap *m, const char *buf, size_t len,
 	if (changed)
 		*changed = false;
 	if (len > AMAP_FRAME_MAX) {
-		errf(err, errlen, "frame: longer than %u bytes",
-		     AMAP_FRAME_MAX);
+		alog_errf(err, errlen, "frame: longer than %u bytes",
+			  AMAP_FRAME_MAX);
 		return -EINVAL;
 	}
 	f = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!f) {
-		errf(err, errlen, "frame: not JSON: %s at %d", jerr.text,
-		     jerr.position);
+		alog_errf(err, errlen, "frame: not JSON: %s at %d", jerr.text,
+			  jerr.position);
 		return -EINVAL;
 	}
 	t = json_string_value(json_object_get(f, "type"));
 	if (!json_is_object(f) || !t) {
-		errf(err, errlen, "frame: not an object with a type");
+		alog_errf(err, errlen, "frame: not an object with a type");
 		goto out;
 	}
 	if (!strcmp(t, "REVOKED")) {
@@ -1177,7 +1166,7 @@ int amap_apply_frame(amap *m, const char *buf, size_t len,
 	} else if (!strcmp(t, "DELTA")) {
 		*type = AMAP_FRAME_DELTA;
 		if (!m->valid) {
-			errf(err, errlen, "DELTA without a map");
+			alog_errf(err, errlen, "DELTA without a map");
 			r = -EPROTO;
 			goto out;
 		}
@@ -1189,17 +1178,17 @@ int amap_apply_frame(amap *m, const char *buf, size_t len,
 	} else if (!strcmp(t, "RESUMED")) {
 		*type = AMAP_FRAME_RESUMED;
 		if (!m->valid || m->serial != *serial) {
-			errf(err, errlen,
-			     "RESUMED at serial %llu, the map has %s",
-			     (unsigned long long)*serial,
-			     m->valid ? "another" : "none");
+			alog_errf(err, errlen,
+				  "RESUMED at serial %llu, the map has %s",
+				  (unsigned long long)*serial,
+				  m->valid ? "another" : "none");
 			r = -EPROTO;
 			goto out;
 		}
 	} else if (!strcmp(t, "HEARTBEAT")) {
 		*type = AMAP_FRAME_HEARTBEAT;
 	} else {
-		errf(err, errlen, "frame: unknown type");
+		alog_errf(err, errlen, "frame: unknown type");
 		r = -EINVAL;
 		goto out;
 	}

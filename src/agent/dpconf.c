@@ -10,23 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/alog.h"
 #include "agent/amap.h"
 #include "agent/dpconf.h"
 #include "util/strbuf.h"
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static void cidrs_free(dpc_cidrs *s)
 {
@@ -422,6 +409,20 @@ static int ports_read(const char *s, dpc_rule *r)
 	return 0;
 }
 
+/* Room for element n of *v, doubling at powers of two. */
+static int grow(void **v, size_t n, size_t sz)
+{
+	void *p;
+
+	if (n & (n - 1))
+		return 0;
+	p = realloc(*v, (n ? 2 * n : 1) * sz);
+	if (!p)
+		return -ENOMEM;
+	*v = p;
+	return 0;
+}
+
 static int line_read(char *line, dpc *c, bool *seen_addr, bool *seen_fwd)
 {
 	char *f[MAX_FIELDS];
@@ -455,13 +456,8 @@ static int line_read(char *line, dpc *c, bool *seen_addr, bool *seen_fwd)
 
 		if (c->npeers >= DPC_MAX_PEERS)
 			return -E2BIG;
-		if (!(c->npeers & (c->npeers - 1))) {
-			p = realloc(c->peers, (c->npeers ? 2 * c->npeers : 1) *
-						  sizeof(*p));
-			if (!p)
-				return -ENOMEM;
-			c->peers = p;
-		}
+		if (grow((void **)&c->peers, c->npeers, sizeof(*p)))
+			return -ENOMEM;
 		p = &c->peers[c->npeers];
 		memset(p, 0, sizeof(*p));
 		if (addr_key_from_base64(f[1], p->key))
@@ -480,13 +476,8 @@ static int line_read(char *line, dpc *c, bool *seen_addr, bool *seen_fwd)
 
 		if (c->nrules >= DPC_MAX_RULES)
 			return -E2BIG;
-		if (!(c->nrules & (c->nrules - 1))) {
-			p = realloc(c->rules, (c->nrules ? 2 * c->nrules : 1) *
-						  sizeof(*p));
-			if (!p)
-				return -ENOMEM;
-			c->rules = p;
-		}
+		if (grow((void **)&c->rules, c->nrules, sizeof(*p)))
+			return -ENOMEM;
 		p = &c->rules[c->nrules];
 		memset(p, 0, sizeof(*p));
 		if (strcmp(f[1], "input") && strcmp(f[1], "forward"))
@@ -534,7 +525,8 @@ int dpc_decode(const char *buf, size_t len, dpc *out, char *err, size_t errlen)
 	memset(&c, 0, sizeof(c));
 	memset(out, 0, sizeof(*out));
 	if (memchr(buf, '\0', len) || (len && buf[len - 1] != '\n')) {
-		errf(err, errlen, "config: a NUL byte or no final newline");
+		alog_errf(err, errlen,
+			  "config: a NUL byte or no final newline");
 		return -EINVAL;
 	}
 	text = malloc(len + 1);
@@ -547,10 +539,10 @@ int dpc_decode(const char *buf, size_t len, dpc *out, char *err, size_t errlen)
 		*nl = '\0';
 		lineno++;
 		if ((r = line_read(line, &c, &seen_addr, &seen_fwd))) {
-			errf(err, errlen, "config line %zu: %s", lineno,
-			     r == -ENOMEM  ? "out of memory"
-			     : r == -E2BIG ? "too many entries"
-					   : "malformed");
+			alog_errf(err, errlen, "config line %zu: %s", lineno,
+				  r == -ENOMEM	? "out of memory"
+				  : r == -E2BIG ? "too many entries"
+						: "malformed");
 			if (r == -E2BIG)
 				r = -EINVAL;
 			break;

@@ -14,39 +14,26 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "agent/alog.h"
 #include "agent/state.h"
 #include "util/strbuf.h"
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 int state_dir_prepare(const char *dir, char *err, size_t errlen)
 {
 	struct stat st;
 
 	if (mkdir(dir, 0700) && errno != EEXIST) {
-		errf(err, errlen, "%s: %s", dir, strerror(errno));
+		alog_errf(err, errlen, "%s: %s", dir, strerror(errno));
 		return -errno;
 	}
 	if (stat(dir, &st) || !S_ISDIR(st.st_mode)) {
-		errf(err, errlen, "%s: not a directory", dir);
+		alog_errf(err, errlen, "%s: not a directory", dir);
 		return -ENOTDIR;
 	}
 	if (st.st_mode & 022) {
-		errf(err, errlen,
-		     "%s: writable by others (mode %03o); make it 0700", dir,
-		     (unsigned)(st.st_mode & 0777));
+		alog_errf(err, errlen,
+			  "%s: writable by others (mode %03o); make it 0700",
+			  dir, (unsigned)(st.st_mode & 0777));
 		return -EPERM;
 	}
 	return 0;
@@ -90,7 +77,7 @@ int state_write(const char *dir, const char *name, const void *buf, size_t len,
 out:
 	if (r) {
 		unlink(tmp);
-		errf(err, errlen, "writing %s: %s", path, strerror(-r));
+		alog_errf(err, errlen, "writing %s: %s", path, strerror(-r));
 	}
 	return r;
 }
@@ -191,7 +178,8 @@ int state_key_load(const char *dir, uint8_t priv[ADDR_KEY_LEN],
 	r = state_read(dir, "private.key", 256, &buf, &len);
 	if (r == -ENOENT) {
 		if ((r = key_generate(priv))) {
-			errf(err, errlen, "generating an X25519 key failed");
+			alog_errf(err, errlen,
+				  "generating an X25519 key failed");
 			return r;
 		}
 		addr_key_to_base64(priv, b64);
@@ -203,7 +191,7 @@ int state_key_load(const char *dir, uint8_t priv[ADDR_KEY_LEN],
 			return r;
 		*created = true;
 	} else if (r) {
-		errf(err, errlen, "%s/private.key: %s", dir, strerror(-r));
+		alog_errf(err, errlen, "%s/private.key: %s", dir, strerror(-r));
 		return r;
 	} else {
 		while (len && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
@@ -212,13 +200,14 @@ int state_key_load(const char *dir, uint8_t priv[ADDR_KEY_LEN],
 		explicit_bzero(buf, len);
 		free(buf);
 		if (r) {
-			errf(err, errlen,
-			     "%s/private.key: not a base64 WireGuard key", dir);
+			alog_errf(err, errlen,
+				  "%s/private.key: not a base64 WireGuard key",
+				  dir);
 			return r;
 		}
 	}
 	if ((r = state_key_public(priv, pub)))
-		errf(err, errlen, "deriving the public key failed");
+		alog_errf(err, errlen, "deriving the public key failed");
 	return r;
 }
 
@@ -245,20 +234,20 @@ static int cred_check(const state_cred *c, char *err, size_t errlen)
 	addr_cidr net;
 
 	if (!addr_object_name_ok(c->peer) || strlen(c->peer) > 63)
-		errf(err, errlen, "credential: bad peer name");
+		alog_errf(err, errlen, "credential: bad peer name");
 	else if (!addr_dns_label_ok(c->ns))
-		errf(err, errlen, "credential: bad namespace");
+		alog_errf(err, errlen, "credential: bad namespace");
 	else if (addr_ip4_parse(c->address, &ip))
-		errf(err, errlen, "credential: bad address");
+		alog_errf(err, errlen, "credential: bad address");
 	else if (addr_cidr_parse(c->cidr, false, &net) ||
 		 !addr_cidr_contains(&net, ip))
-		errf(err, errlen, "credential: bad cidr");
+		alog_errf(err, errlen, "credential: bad cidr");
 	else if (!token_ok(c->token))
-		errf(err, errlen, "credential: bad token");
+		alog_errf(err, errlen, "credential: bad token");
 	else if (!addr_object_name_ok(c->lease))
-		errf(err, errlen, "credential: bad lease name");
+		alog_errf(err, errlen, "credential: bad lease name");
 	else if (c->lease_seconds < 1 || c->lease_seconds > 86400)
-		errf(err, errlen, "credential: bad lease duration");
+		alog_errf(err, errlen, "credential: bad lease duration");
 	else
 		return 0;
 	return -EINVAL;
@@ -318,7 +307,7 @@ int state_cred_decode(const char *buf, size_t len, state_cred *c, char *err,
 	    cred_field(&p, end, "lease", t.lease, sizeof(t.lease)) ||
 	    cred_field(&p, end, "lease-seconds", secs, sizeof(secs)) ||
 	    p != end) {
-		errf(err, errlen, "credential: malformed");
+		alog_errf(err, errlen, "credential: malformed");
 		explicit_bzero(&t, sizeof(t));
 		return -EINVAL;
 	}
@@ -380,8 +369,8 @@ int state_cred_load(const char *dir, state_cred *c, char *err, size_t errlen)
 	r = state_read(dir, "credential.json", 64 * 1024, &buf, &len);
 	if (r) {
 		if (r != -ENOENT)
-			errf(err, errlen, "%s/credential.json: %s", dir,
-			     strerror(-r));
+			alog_errf(err, errlen, "%s/credential.json: %s", dir,
+				  strerror(-r));
 		return r;
 	}
 	o = json_loadb(buf, len, 0, NULL);
@@ -395,7 +384,7 @@ int state_cred_load(const char *dir, state_cred *c, char *err, size_t errlen)
 	    copy_str(o, "lease", c->lease, sizeof(c->lease)) ||
 	    !json_is_integer(json_object_get(o, "leaseDurationSeconds"))) {
 		json_decref(o);
-		errf(err, errlen, "%s/credential.json: malformed", dir);
+		alog_errf(err, errlen, "%s/credential.json: malformed", dir);
 		return -EINVAL;
 	}
 	c->lease_seconds =

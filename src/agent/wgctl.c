@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/alog.h"
 #include "agent/proc.h"
 #include "agent/wgctl.h"
 #include "util/strbuf.h"
@@ -31,20 +32,6 @@ struct wgctl {
 	pid_t go_pid;  /* wireguard-go, ours or recorded; 0: unknown */
 	bool go_child; /* started by this process (reap it) */
 };
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- reading the device ----------------------------------------------- */
 
@@ -539,8 +526,8 @@ static int run(char *const argv[], const char *in, size_t inlen, char **out,
 	int r = proc_run(argv, in, inlen, out, msg, sizeof(msg));
 
 	if (r) {
-		errf(err, errlen, "%s %s: %s", argv[0], argv[1],
-		     r < 0 ? strerror(-r) : msg);
+		alog_errf(err, errlen, "%s %s: %s", argv[0], argv[1],
+			  r < 0 ? strerror(-r) : msg);
 		if (out) {
 			free(*out);
 			*out = NULL;
@@ -556,6 +543,38 @@ static bool link_exists(const char *ifname)
 
 	snprintf(path, sizeof(path), "/sys/class/net/%s", ifname);
 	return access(path, F_OK) == 0;
+}
+
+/* Write d to the device: UAPI "set=1", or `wg set` with the private key
+ * on its standard input. */
+static int diff_write(wgctl *w, const wgctl_diff *d, char *err, size_t errlen)
+{
+	char b64[ADDR_KEY_B64_LEN + 2];
+	int r;
+
+	if (w->mode == WGCTL_USERSPACE) {
+		char *req = wgctl_uapi_text(d), *ans = NULL;
+
+		r = req ? uapi_call(w, req, &ans) : -ENOMEM;
+		if (!r)
+			r = uapi_errno(ans);
+		if (r)
+			alog_errf(err, errlen, "%s: UAPI set: %s", w->ifname,
+				  strerror(-r));
+		if (req)
+			explicit_bzero(req, strlen(req));
+		free(req);
+		free(ans);
+		return r;
+	}
+	char **argv = wgctl_wg_argv(w->ifname, d);
+
+	addr_key_to_base64(w->key, b64);
+	strcat(b64, "\n");
+	r = argv ? run(argv, b64, strlen(b64), NULL, err, errlen) : -ENOMEM;
+	explicit_bzero(b64, sizeof(b64));
+	wgctl_argv_free(argv);
+	return r;
 }
 
 /* ---- the interface ---------------------------------------------------- */
@@ -608,7 +627,8 @@ static int start_userspace(wgctl *w, char *err, size_t errlen)
 	snprintf(log, sizeof(log), "%s/wireguard-go.log", w->state_dir);
 	pid = proc_spawn(argv, log);
 	if (pid < 0) {
-		errf(err, errlen, "starting wireguard-go: %s", strerror(-pid));
+		alog_errf(err, errlen, "starting wireguard-go: %s",
+			  strerror(-pid));
 		return (int)pid;
 	}
 	w->go_pid = pid;
@@ -623,14 +643,15 @@ static int start_userspace(wgctl *w, char *err, size_t errlen)
 		}
 		if (waitpid(pid, &st, WNOHANG) == pid) {
 			w->go_pid = 0;
-			errf(err, errlen, "wireguard-go -f %s exited (see %s)",
-			     w->ifname, log);
+			alog_errf(err, errlen,
+				  "wireguard-go -f %s exited (see %s)",
+				  w->ifname, log);
 			return -EIO;
 		}
 		usleep(50000);
 	}
-	errf(err, errlen, "wireguard-go -f %s: no UAPI socket after 5 s",
-	     w->ifname);
+	alog_errf(err, errlen, "wireguard-go -f %s: no UAPI socket after 5 s",
+		  w->ifname);
 	return -ETIMEDOUT;
 }
 
@@ -649,10 +670,10 @@ static int take_device(wgctl *w, wgctl_mode want, char *err, size_t errlen)
 	}
 	if (link_exists(w->ifname)) {
 		if (want == WGCTL_USERSPACE) {
-			errf(err, errlen,
-			     "%s exists but has no UAPI socket: not a "
-			     "wireguard-go interface",
-			     w->ifname);
+			alog_errf(err, errlen,
+				  "%s exists but has no UAPI socket: not a "
+				  "wireguard-go interface",
+				  w->ifname);
 			return -EEXIST;
 		}
 		w->mode = WGCTL_KERNEL;
@@ -679,7 +700,7 @@ int wgctl_open(const char *ifname, wgctl_mode mode, const char *state_dir,
 	*out = NULL;
 	if (!addr_ifname_ok(ifname) ||
 	    strlen(state_dir) >= sizeof(w->state_dir)) {
-		errf(err, errlen, "bad interface name or state directory");
+		alog_errf(err, errlen, "bad interface name or state directory");
 		return -EINVAL;
 	}
 	w = calloc(1, sizeof(*w));
@@ -706,32 +727,13 @@ int wgctl_open(const char *ifname, wgctl_mode mode, const char *state_dir,
 			goto fail;
 		/* keep the peers: only the key and the port */
 		d.nops = 0;
-		if (!wgctl_diff_empty(&d)) {
-			if (w->mode == WGCTL_USERSPACE) {
-				char *req = wgctl_uapi_text(&d), *ans = NULL;
-
-				r = req ? uapi_call(w, req, &ans) : -ENOMEM;
-				if (!r)
-					r = uapi_errno(ans);
-				free(req);
-				free(ans);
-			} else {
-				char **argv = wgctl_wg_argv(w->ifname, &d);
-				char b64[ADDR_KEY_B64_LEN + 2];
-
-				addr_key_to_base64(w->key, b64);
-				strcat(b64, "\n");
-				r = argv ? run(argv, b64, strlen(b64), NULL,
-					       err, errlen)
-					 : -ENOMEM;
-				explicit_bzero(b64, sizeof(b64));
-				wgctl_argv_free(argv);
-			}
-		}
+		if (!wgctl_diff_empty(&d))
+			r = diff_write(w, &d, err, errlen);
 		wgctl_diff_free(&d);
 		if (r) {
-			errf(err, errlen, "%s: setting the key and port: %s",
-			     w->ifname, strerror(-r));
+			alog_errf(err, errlen,
+				  "%s: setting the key and port: %s", w->ifname,
+				  strerror(-r));
 			goto fail;
 		}
 	}
@@ -765,8 +767,8 @@ int wgctl_get(wgctl *w, wgctl_dev *dev, char *err, size_t errlen)
 	if (w->mode == WGCTL_USERSPACE) {
 		r = uapi_call(w, "get=1\n\n", &ans);
 		if (r) {
-			errf(err, errlen, "%s: UAPI get: %s", w->ifname,
-			     strerror(-r));
+			alog_errf(err, errlen, "%s: UAPI get: %s", w->ifname,
+				  strerror(-r));
 			return r;
 		}
 		r = wgctl_uapi_parse(ans, dev);
@@ -781,8 +783,8 @@ int wgctl_get(wgctl *w, wgctl_dev *dev, char *err, size_t errlen)
 		explicit_bzero(ans, strlen(ans));
 	free(ans);
 	if (r)
-		errf(err, errlen, "%s: cannot read the device: %s", w->ifname,
-		     strerror(-r));
+		alog_errf(err, errlen, "%s: cannot read the device: %s",
+			  w->ifname, strerror(-r));
 	return r;
 }
 
@@ -823,30 +825,7 @@ int wgctl_apply(wgctl *w, const dpc *want, size_t *nchanges, char *err,
 		*nchanges = d.nops;
 	if (wgctl_diff_empty(&d))
 		goto out;
-	if (w->mode == WGCTL_USERSPACE) {
-		char *req = wgctl_uapi_text(&d), *ans = NULL;
-
-		r = req ? uapi_call(w, req, &ans) : -ENOMEM;
-		if (!r)
-			r = uapi_errno(ans);
-		if (r)
-			errf(err, errlen, "%s: UAPI set: %s", w->ifname,
-			     strerror(-r));
-		if (req)
-			explicit_bzero(req, strlen(req));
-		free(req);
-		free(ans);
-	} else {
-		char **argv = wgctl_wg_argv(w->ifname, &d);
-		char b64[ADDR_KEY_B64_LEN + 2];
-
-		addr_key_to_base64(w->key, b64);
-		strcat(b64, "\n");
-		r = argv ? run(argv, b64, strlen(b64), NULL, err, errlen)
-			 : -ENOMEM;
-		explicit_bzero(b64, sizeof(b64));
-		wgctl_argv_free(argv);
-	}
+	r = diff_write(w, &d, err, errlen);
 out:
 	wgctl_diff_free(&d);
 	return r;
