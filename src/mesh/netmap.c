@@ -651,8 +651,16 @@ static void touch_member(mesh *m, mpeer *q, mowner *o, uint8_t sides)
 			dirty_peer(m, o->router, q);
 			dirty_src(m, o->router, RULE_ROUTE, o, q->addr);
 		}
-		if (sides & SIDE_B)
+		if (sides & SIDE_B) {
 			dirty_route_router(m, o);
+			/* The router itself came or went (or its identity
+			 * changed): its entry in every for peer's map. */
+			if (o->router == q)
+				for (size_t i = 0; i < o->side[0].n; i++) {
+					dirty_peer(m, o->side[0].v[i], q);
+					dirty_route(m, o->side[0].v[i], o);
+				}
+		}
 	}
 }
 
@@ -1558,7 +1566,8 @@ static json_t *render_delta(mesh *m, mpeer *p)
 	if (p->self)
 		json_object_set_new(d, "self", render_self(p));
 
-	qsort(p->dpeers.v, p->dpeers.n, sizeof(void *), cmp_peer_name);
+	if (p->dpeers.n)
+		qsort(p->dpeers.v, p->dpeers.n, sizeof(void *), cmp_peer_name);
 	for (i = 0; i < p->dpeers.n; i++) {
 		const mpeer *q = p->dpeers.v[i];
 		if (i && !strcmp(q->name, ((mpeer *)p->dpeers.v[i - 1])->name))
@@ -1632,7 +1641,9 @@ static json_t *render_delta(mesh *m, mpeer *p)
 		free(nm);
 	}
 
-	qsort(p->droutes.v, p->droutes.n, sizeof(void *), cmp_owner_name);
+	if (p->droutes.n)
+		qsort(p->droutes.v, p->droutes.n, sizeof(void *),
+		      cmp_owner_name);
 	for (i = 0; i < p->droutes.n; i++) {
 		const mowner *r = p->droutes.v[i];
 		if (i &&
@@ -1685,7 +1696,7 @@ size_t mesh_flush(mesh *m, uint64_t serial, const mesh_sink *sink)
 					      "serial", (json_int_t)serial,
 					      "map", render_map(m, p));
 			}
-		} else if (!p->sub) {
+		} else if (!p->sub || !sink || !sink->frame) {
 			/* Nobody to tell: count it changed, conservatively. */
 			p->serial = serial;
 			changed++;
