@@ -87,6 +87,17 @@ int addr_cidr_cmp(const addr_cidr *a, const addr_cidr *b)
 	return (int)a->len - (int)b->len;
 }
 
+bool addr_cidrs_equal(const addr_cidr *a, size_t na, const addr_cidr *b,
+		      size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (addr_cidr_cmp(&a[i], &b[i]))
+			return false;
+	return true;
+}
+
 /* A port: 1..65535, decimal, no sign or leading zero. */
 static int port_parse(const char *s, uint16_t *out)
 {

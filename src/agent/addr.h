@@ -52,6 +52,10 @@ void addr_cidr_format(const addr_cidr *c, char out[ADDR_CIDR_MAX]);
 bool addr_cidr_contains(const addr_cidr *c, uint32_t ip);
 /* Order for sorting (ip, then len). */
 int addr_cidr_cmp(const addr_cidr *a, const addr_cidr *b);
+/* Whether two arrays of prefixes are equal, element by element (not with
+ * memcmp: the struct has padding). */
+bool addr_cidrs_equal(const addr_cidr *a, size_t na, const addr_cidr *b,
+		      size_t nb);
 
 /* "a.b.c.d:port" or "[v6]:port". */
 int addr_endpoint_parse(const char *s, addr_endpoint *out);

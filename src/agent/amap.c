@@ -47,6 +47,17 @@ static int proto_parse(const char *s, uint8_t *out)
 	return 0;
 }
 
+/* An optional array: absent, null or an array is fine (0), anything else
+ * is -EINVAL naming what. */
+static int array_check(const json_t *arr, const char *what, char *err,
+		       size_t errlen)
+{
+	if (!arr || json_is_null(arr) || json_is_array(arr))
+		return 0;
+	alog_errf(err, errlen, "%s: not an array", what);
+	return -EINVAL;
+}
+
 /* ---- sets of prefixes ------------------------------------------------- */
 
 /* Binary search of a sorted array for key: true and *at its index when
@@ -118,15 +129,9 @@ static void cidrs_free(amap_cidrs *s)
 	s->n = 0;
 }
 
-/* Element by element: the structs have padding. */
 static bool cidrs_eq(const amap_cidrs *a, const amap_cidrs *b)
 {
-	if (a->n != b->n)
-		return false;
-	for (size_t i = 0; i < a->n; i++)
-		if (addr_cidr_cmp(&a->v[i], &b->v[i]))
-			return false;
-	return true;
+	return addr_cidrs_equal(a->v, a->n, b->v, b->n);
 }
 
 /* Parse an array of "a.b.c.d/n" (absent or null: empty) into *s. */
@@ -135,13 +140,10 @@ static int cidrs_parse(const json_t *arr, const char *what, amap_cidrs *s,
 {
 	const json_t *v;
 	size_t i;
+	int r;
 
-	if (!arr || json_is_null(arr))
-		return 0;
-	if (!json_is_array(arr)) {
-		alog_errf(err, errlen, "%s: not an array", what);
-		return -EINVAL;
-	}
+	if ((r = array_check(arr, what, err, errlen)) || !json_array_size(arr))
+		return r;
 	json_array_foreach(arr, i, v)
 	{
 		addr_cidr c;
@@ -773,14 +775,8 @@ static int entlist_parse(const json_t *arr, const char *what, ent_parse_fn fn,
 	size_t i;
 	int r;
 
-	if (!arr || json_is_null(arr))
-		return 0;
-	if (!json_is_array(arr)) {
-		alog_errf(err, errlen, "%s: not an array", what);
-		return -EINVAL;
-	}
-	if (!json_array_size(arr))
-		return 0;
+	if ((r = array_check(arr, what, err, errlen)) || !json_array_size(arr))
+		return r;
 	l->v = calloc(json_array_size(arr), l->sz);
 	if (!l->v)
 		return -ENOMEM;
@@ -831,13 +827,10 @@ static int names_check(const json_t *arr, const char *what, char *err,
 {
 	const json_t *v;
 	size_t i;
+	int r;
 
-	if (!arr || json_is_null(arr))
-		return 0;
-	if (!json_is_array(arr)) {
-		alog_errf(err, errlen, "%s: not an array", what);
-		return -EINVAL;
-	}
+	if ((r = array_check(arr, what, err, errlen)) || !json_array_size(arr))
+		return r;
 	for (i = 0; i < json_array_size(arr); i++) {
 		v = json_array_get(arr, i);
 		if (!json_is_string(v)) {
@@ -936,14 +929,8 @@ static int srcedits_parse(const json_t *arr, const char *what, srcedit **out,
 
 	*out = NULL;
 	*nout = 0;
-	if (!arr || json_is_null(arr))
-		return 0;
-	if (!json_is_array(arr)) {
-		alog_errf(err, errlen, "%s: not an array", what);
-		return -EINVAL;
-	}
-	if (!json_array_size(arr))
-		return 0;
+	if ((r = array_check(arr, what, err, errlen)) || !json_array_size(arr))
+		return r;
 	s = calloc(json_array_size(arr), sizeof(*s));
 	if (!s)
 		return -ENOMEM;

@@ -232,12 +232,7 @@ static const wgctl_peer *dev_find(const wgctl_dev *dev,
 
 static bool cidrs_same(const dpc_cidrs *a, const dpc_cidrs *b)
 {
-	if (a->n != b->n)
-		return false;
-	for (size_t i = 0; i < a->n; i++)
-		if (addr_cidr_cmp(&a->v[i], &b->v[i]))
-			return false;
-	return true;
+	return addr_cidrs_equal(a->v, a->n, b->v, b->n);
 }
 
 void wgctl_diff_free(wgctl_diff *d)
