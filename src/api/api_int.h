@@ -265,10 +265,12 @@ void api_mesh_free(api_server *a);
 void api_mesh_enroll(api_req *r);
 /* GET .../peers/NAME/networkmap[?watch=true&serial=N]. */
 void api_mesh_networkmap(api_req *r);
-/* Semantic checks of a mesh object being written, beyond its schema, and
- * for a new SetupKey its secret (into status, and r->secret). Adds causes;
- * returns their count. */
-size_t api_mesh_admit(api_req *r, json_t *obj, json_t *causes);
+/* Semantic checks of a mesh object being written (old: its stored form,
+ * NULL on create), beyond its schema; a Peer's controller-owned status
+ * (address, online, lastSeen) is kept; for a new SetupKey, its secret
+ * (into status, and r->secret). Adds causes; returns their count. */
+size_t api_mesh_admit(api_req *r, json_t *obj, const json_t *old,
+		      json_t *causes);
 /* Whether a peer credential's peer (Token spec.peer: namespace, name,
  * uid) exists, is not expired and not being deleted. */
 bool api_mesh_credential_valid(api_server *a, const json_t *peer);

@@ -42,12 +42,13 @@
 #include "security/token.h"
 #include "util/smap.h"
 
-#define MESH_GROUP "mesh.signalbox.dev"
-#define MESH_API   MESH_GROUP "/v1alpha1"
-#define CLAIMS	   "/registry/" MESH_GROUP "/ipamclaims/"
-#define BOOT_MARK  "/signalbox/bootstrap/mesh-default"
-#define HEARTBEAT  30.0
-#define MAX_TRIES  8
+#define MESH_GROUP  "mesh.signalbox.dev"
+#define MESH_API    MESH_GROUP "/v1alpha1"
+#define CLAIMS	    "/registry/" MESH_GROUP "/ipamclaims/"
+#define BOOT_MARK   "/signalbox/bootstrap/mesh-default"
+#define HEARTBEAT   30.0
+#define MAX_TRIES   8
+#define ENROL_TRIES 30
 
 /* A peer as the controllers track it. */
 typedef struct pstate {
@@ -84,8 +85,10 @@ struct api_mesh {
 	smap cursors; /* next-fit IPAM cursor per namespace */
 	const reg_type *t_net, *t_peer, *t_pol, *t_route, *t_key, *t_lease,
 	    *t_token;
-	cache_watcher *w[5];
+	cache_watcher *w[6];
 	struct event *flush_ev, *tick;
+	struct api_req_list enrol_q; /* enrolments waiting their turn */
+	bool enrolling;		     /* one is out */
 	uint64_t serial;
 	mesh *scratch; /* for validating objects */
 };
@@ -635,6 +638,25 @@ static void on_lease(cache_event *e, void *arg)
 		liveness(m, p, now_s());
 }
 
+/* An address was freed: the peers that found their range full try again. */
+static void on_claim(cache_event *e, void *arg)
+{
+	struct api_mesh *m = arg;
+	size_t i;
+
+	if (!e || e->type != CACHE_DELETED || !e->obj->ns ||
+	    !api_is_leader(m->a))
+		return;
+	for (smap_ent *x = smap_first(&m->peers, &i); x;
+	     x = smap_next(&m->peers, &i, x)) {
+		pstate *p = x->val;
+		if (p->ipam_failed && !strcmp(p->ns, e->obj->ns)) {
+			p->ipam_failed = false;
+			ipam_assign(m, p);
+		}
+	}
+}
+
 /* ---- flush: frames to streams, routers to status ------------------------ */
 
 static void sink_frame(void *sub, const char *ns, const char *name,
@@ -1092,15 +1114,20 @@ static void housekeeping(struct api_mesh *m, pstate *p, double now)
 	liveness(m, p, now);
 	if (!p->has_addr && !p->deleting && !p->ipam_failed)
 		ipam_assign(m, p);
+	/* Offline since its lease lapsed: its last renewal (or, never
+	 * renewed, its last sighting) plus the lease's duration. */
+	int secs =
+	    p->lease_secs > 0 ? p->lease_secs : m->a->opt.mesh_lease_seconds;
+	double seen = p->renew > 0 ? p->renew : p->last_seen;
+	double off = seen > 0 ? seen + secs : 0;
 	if (p->ephemeral && !p->online && !p->gc_busy && !p->deleting &&
-	    p->last_seen > 0 &&
-	    now - p->last_seen >= m->a->opt.mesh_ephemeral_seconds) {
+	    off > 0 && now - off >= m->a->opt.mesh_ephemeral_seconds) {
 		key = api_key(m->t_peer, p->ns, p->name);
 		if (key) {
 			fprintf(stderr,
 				"signalbox: mesh: deleting ephemeral peer %s, "
-				"offline since %.0f s\n",
-				p->id, now - p->last_seen);
+				"offline for %.0f s\n",
+				p->id, now - off);
 			p->gc_busy = true;
 			ctl_delete(m, key, p->uid, gc_done, strdup(p->id));
 			free(key);
@@ -1366,7 +1393,8 @@ static void enrol_free(enrol *e)
 	free(e);
 }
 
-static void enrol_try(api_req *r);
+static bool enrol_try(api_req *r);
+static void enrol_pump(struct api_mesh *m);
 
 static void enrol_done(api_req *r, int err, store_txn_result *res)
 {
@@ -1380,27 +1408,42 @@ static void enrol_done(api_req *r, int err, store_txn_result *res)
 		api_fail(r, 500, "InternalError", NULL,
 			 "the store could not write the enrolment: %s",
 			 store_strerror(err));
-		return;
-	}
-	if (!res->succeeded) {
-		/* Another enrolment used the key, the name or the address
-		 * first: look again at what the cache has now. */
+	} else if (!res->succeeded) {
+		/* Another server's enrolment (or a client) used the key, the
+		 * name or the address first: look again at what the cache
+		 * has now. */
 		enrol_free(e);
-		if (++r->retries < MAX_TRIES) {
-			enrol_try(r);
-			return;
+		if (++r->retries < ENROL_TRIES) {
+			if (enrol_try(r))
+				return;
+		} else {
+			api_fail(r, 409, "Conflict", NULL,
+				 "the enrolment kept conflicting with "
+				 "others; try again");
 		}
-		api_fail(r, 409, "Conflict", NULL,
-			 "the enrolment kept conflicting with others; try "
-			 "again");
-		return;
+	} else {
+		json_t *ans = json_incref(e->answer);
+		enrol_free(e);
+		api_reply_json(r, 201, ans);
 	}
-	json_t *ans = json_incref(e->answer);
-	enrol_free(e);
-	api_reply_json(r, 201, ans);
+	m->enrolling = false;
+	enrol_pump(m);
 }
 
-static void enrol_try(api_req *r)
+/* Enrolments run one at a time on a server: each changes its setup key's
+ * use count with a compare-and-swap, so concurrent ones would only make
+ * each other retry. The others wait in line. */
+static void enrol_pump(struct api_mesh *m)
+{
+	api_req *r;
+
+	while (!m->enrolling && (r = STAILQ_FIRST(&m->enrol_q))) {
+		STAILQ_REMOVE_HEAD(&m->enrol_q, link);
+		m->enrolling = enrol_try(r);
+	}
+}
+
+static bool enrol_try(api_req *r)
 {
 	struct api_mesh *m = r->srv->mesh;
 	json_t *obj = r->obj, *spec = json_object_get(obj, "spec");
@@ -1449,7 +1492,7 @@ static void enrol_try(api_req *r)
 			      "host:port strings"));
 	if (json_array_size(causes)) {
 		api_fail_invalid(r, NULL, causes);
-		return;
+		return false;
 	}
 	json_decref(causes);
 
@@ -1606,6 +1649,12 @@ static void enrol_try(api_req *r)
 	    "token", token, "lease", lname, "leaseDurationSeconds",
 	    m->a->opt.mesh_lease_seconds);
 	explicit_bzero(token, sizeof token);
+	if (e->answer) {
+		/* The request's spec, but its secret. */
+		json_t *echo = json_deep_copy(spec);
+		json_object_del(echo, "setupKey");
+		json_object_set_new(e->answer, "spec", echo);
+	}
 	if (!ok || !e->answer) {
 		enrol_free(e);
 		goto oom;
@@ -1626,15 +1675,17 @@ static void enrol_try(api_req *r)
 	r->aux = (json_t *)e; /* not JSON: enrol_done takes it back */
 	api_txn(r, &txn, enrol_done);
 	json_decref(key);
-	return;
+	return true;
 oom:
 	api_fail(r, 500, "InternalError", NULL, "out of memory");
 out:
 	json_decref(key);
+	return false;
 }
 
 void api_mesh_enroll(api_req *r)
 {
+	struct api_mesh *m = r->srv->mesh;
 	json_t *obj;
 
 	if (r->verb != VERB_CREATE) {
@@ -1655,7 +1706,8 @@ void api_mesh_enroll(api_req *r)
 	json_decref(r->obj);
 	r->obj = obj;
 	r->retries = 0;
-	enrol_try(r);
+	STAILQ_INSERT_TAIL(&m->enrol_q, r, link);
+	enrol_pump(m);
 }
 
 /* ---- admission ------------------------------------------------------------
@@ -1695,7 +1747,8 @@ static long parse_ttl(const char *s)
 	return s ? total : -1;
 }
 
-size_t api_mesh_admit(api_req *r, json_t *obj, json_t *causes)
+size_t api_mesh_admit(api_req *r, json_t *obj, const json_t *old,
+		      json_t *causes)
 {
 	struct api_mesh *m = r->srv->mesh;
 	size_t before = json_array_size(causes);
@@ -1751,6 +1804,32 @@ size_t api_mesh_admit(api_req *r, json_t *obj, json_t *causes)
 		mesh_route_del(m->scratch, "-", "-");
 	} else if (!strcmp(kind, "Peer")) {
 		json_t *st = json_object_get(obj, "status");
+		const json_t *ost = json_object_get(old, "status");
+
+		/* The address is the IPAM controller's to give (a peer that
+		 * wrote one could take another's); online and lastSeen follow
+		 * the Lease. Whoever writes a Peer keeps them as stored. */
+		if (old) {
+			const char *oa = jstr(ost, "address"),
+				   *na = jstr(st, "address");
+			if ((oa || na) && (!oa || !na || strcmp(oa, na)))
+				cause(causes, "status.address",
+				      "Forbidden: the address is allocated by "
+				      "signalbox and cannot be changed");
+			if (!json_is_object(st) && json_is_object(ost)) {
+				st = json_object();
+				json_object_set_new(obj, "status", st);
+			}
+			static const char *const keep[] = {"online",
+							   "lastSeen"};
+			for (int k = 0; k < 2 && json_is_object(st); k++) {
+				json_t *v = json_object_get(ost, keep[k]);
+				if (v)
+					json_object_set(st, keep[k], v);
+				else
+					json_object_del(st, keep[k]);
+			}
+		}
 		mesh_peer_spec ps = {.ns = "-",
 				     .name = "-",
 				     .public_key = jstr(spec, "publicKey"),
@@ -1908,6 +1987,7 @@ int api_mesh_start(api_server *a, char *err, size_t errlen)
 		return -1;
 	a->mesh = m;
 	m->a = a;
+	STAILQ_INIT(&m->enrol_q);
 	m->model = mesh_new();
 	m->scratch = mesh_new();
 	m->t_net = reg_find(a->reg, MESH_GROUP, NULL, "networks", NULL);
@@ -1942,6 +2022,7 @@ int api_mesh_start(api_server *a, char *err, size_t errlen)
 	m->w[2] = cache_watch(a->cache, m->t_route->key_prefix, on_route, m);
 	m->w[3] = cache_watch(a->cache, m->t_peer->key_prefix, on_peer, m);
 	m->w[4] = cache_watch(a->cache, m->t_lease->key_prefix, on_lease, m);
+	m->w[5] = cache_watch(a->cache, CLAIMS, on_claim, m);
 	on_flush(-1, 0, m);
 	event_add(m->tick, &one);
 	return 0;
@@ -1984,6 +2065,12 @@ void api_mesh_stop(api_server *a)
 		while (p->streams)
 			stream_end(p->streams);
 	}
+	while (!STAILQ_EMPTY(&m->enrol_q)) {
+		api_req *r = STAILQ_FIRST(&m->enrol_q);
+		STAILQ_REMOVE_HEAD(&m->enrol_q, link);
+		api_fail(r, 503, "ServiceUnavailable", NULL,
+			 "the server is shutting down; enrol again");
+	}
 }
 
 void api_mesh_free(api_server *a)
@@ -1994,7 +2081,7 @@ void api_mesh_free(api_server *a)
 	if (!m)
 		return;
 	api_mesh_stop(a);
-	for (int k = 0; k < 5; k++)
+	for (int k = 0; k < 6; k++)
 		if (m->w[k])
 			cache_unwatch(a->cache, m->w[k]);
 	for (smap_ent *e = smap_first(&m->peers, &i); e;

@@ -798,7 +798,7 @@ static void do_create(api_req *r)
 	}
 	api_prepare(r, obj, causes, unknown);
 	if (!json_array_size(causes))
-		api_mesh_admit(r, obj, causes);
+		api_mesh_admit(r, obj, NULL, causes);
 	if (json_array_size(causes)) {
 		api_fail_invalid(r, md_str(obj, "name"), causes);
 		goto out;
@@ -919,7 +919,7 @@ static void update_with(api_req *r, cache_obj *cur, json_t *obj,
 	carry_over(r, old, obj);
 	api_prepare(r, obj, causes, unknown);
 	if (!json_array_size(causes))
-		api_mesh_admit(r, obj, causes);
+		api_mesh_admit(r, obj, old, causes);
 	if (json_array_size(causes)) {
 		api_fail_invalid(r, r->name, causes);
 		goto out;
