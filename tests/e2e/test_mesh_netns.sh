@@ -356,9 +356,12 @@ agent_log_tail() {
 mesh_ip() { jq -r .address "${STATE[$1]}/credential.json" 2>/dev/null; }
 
 echo "## agents enrol and take their interfaces"
-for r in "${ROLES[@]}"; do
+for r in web db router-1 router-2; do
 	start_agent "$r"
 done
+# ext is given a dead server first: it must fail over to the live one
+DEAD=https://192.0.2.250:6443
+start_agent ext --server "$DEAD,$URL"
 for r in "${ROLES[@]}"; do
 	if wait_until 20 test -s "${STATE[$r]}/credential.json" &&
 		wait_until 20 grep -q "enforcing" "${LOGF[$r]}"; then
@@ -369,6 +372,8 @@ for r in "${ROLES[@]}"; do
 		agent_log_tail "$r"
 	fi
 done
+check "ext failed over from the dead server to the live one" \
+	--fgrep "at $DEAD failed" --fgrep "watching the map at $URL" -- cat "${LOGF[ext]}"
 check "private key 0600 in the state dir" --equals 600 -- \
 	stat -c %a "${STATE[web]}/private.key"
 check "credential 0600 in the state dir" --equals 600 -- \
