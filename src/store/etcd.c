@@ -49,7 +49,7 @@
 
 #define DEFAULT_TIMEOUT_MS 5000
 #define CONNECT_TIMEOUT_MS 2000
-#define MAX_CONNS	   32	/* write connections of the I/O thread */
+#define MAX_CONNS	   64	/* write connections of the I/O thread */
 #define MAX_POOL	   16	/* idle read handles kept */
 #define TICK_MS		   200	/* auto-compaction check interval */
 #define PROBE_MS	   2000 /* check for compactions by others */
@@ -341,6 +341,7 @@ typedef struct ereq {
 	char errbuf[CURL_ERROR_SIZE];
 	int64_t wait_rev; /* etcd revision the watch must reach */
 	int64_t wait_since;
+	const char *path;      /* /v3/... */
 	LIST_ENTRY(ereq) link; /* in flight */
 } ereq;
 
@@ -373,7 +374,7 @@ typedef struct etcd {
 	bool closing;
 	char lasterr[512];
 	LIST_HEAD(, ereq) inflight; /* I/O thread only, and the rest below */
-	size_t ninflight;
+	size_t ninflight, max_conns;
 	struct store_req_list pending; /* taken from queue, not sent yet */
 	ereq **waiting;		       /* min-heap on wait_rev */
 	size_t nwaiting, waitcap;
@@ -865,6 +866,13 @@ static json_t *txn_json(etcd *b, const store_txn *t)
 	return NULL;
 }
 
+/* A txn that is one unconditional put or delete. */
+static bool single_write(const store_txn *t)
+{
+	return t->ncmps == 0 && t->nsuccess == 1 &&
+	       t->success[0].type != STORE_OP_GET;
+}
+
 /* The path and body of a queued request; the body is the caller's. */
 static int req_body(etcd *b, const store_req *r, const char **path, char **body)
 {
@@ -873,7 +881,22 @@ static int req_body(etcd *b, const store_req *r, const char **path, char **body)
 	switch (r->kind) {
 	case STORE_REQ_TXN:
 		*path = "/v3/kv/txn";
-		j = txn_json(b, r->txn);
+		if (single_write(r->txn)) {
+			/* The gateway decodes a plain put or delete at about
+			 * twice the rate of a txn holding one. */
+			json_t *op = op_json(b, &r->txn->success[0]);
+			const char *k =
+			    op ? json_object_iter_key(json_object_iter(op))
+			       : "";
+
+			*path = strcmp(k, "request_put") == 0
+				    ? "/v3/kv/put"
+				    : "/v3/kv/deleterange";
+			j = json_incref(json_object_get(op, k));
+			json_decref(op);
+		} else {
+			j = txn_json(b, r->txn);
+		}
 		break;
 	case STORE_REQ_LEASE_GRANT:
 		*path = "/v3/lease/grant";
@@ -1034,13 +1057,6 @@ static void ereq_free(etcd *b, ereq *e)
 
 static int ereq_send(etcd *b, ereq *e)
 {
-	static const char *const paths[] = {
-	    [STORE_REQ_TXN] = "/v3/kv/txn",
-	    [STORE_REQ_LEASE_GRANT] = "/v3/lease/grant",
-	    [STORE_REQ_LEASE_REVOKE] = "/v3/lease/revoke",
-	    [STORE_REQ_COMPACT] = "/v3/kv/compaction",
-	};
-
 	if (!e->h)
 		e->h = curl_easy_init();
 	if (!e->h)
@@ -1048,8 +1064,8 @@ static int ereq_send(etcd *b, ereq *e)
 	buf_free(&e->resp);
 	e->ep = cur_ep(b);
 	e->tries++;
-	setup_handle(b, e->h, e->ep, paths[e->r->kind], e->body, e->body_len,
-		     &e->resp, e->errbuf, b->timeout_ms);
+	setup_handle(b, e->h, e->ep, e->path, e->body, e->body_len, &e->resp,
+		     e->errbuf, b->timeout_ms);
 	curl_easy_setopt(e->h, CURLOPT_PRIVATE, e);
 	if (curl_multi_add_handle(b->multi, e->h) != CURLM_OK)
 		return STORE_ENOMEM;
@@ -1062,7 +1078,6 @@ static int ereq_send(etcd *b, ereq *e)
 static void ereq_start(etcd *b, store_req *r)
 {
 	ereq *e = calloc(1, sizeof(*e));
-	const char *path;
 	int rc;
 
 	if (!e) {
@@ -1071,7 +1086,7 @@ static void ereq_start(etcd *b, store_req *r)
 		return;
 	}
 	e->r = r;
-	rc = req_body(b, r, &path, &e->body);
+	rc = req_body(b, r, &e->path, &e->body);
 	if (rc == 0) {
 		e->body_len = strlen(e->body);
 		rc = ereq_send(b, e);
@@ -1094,6 +1109,7 @@ static void ereq_finished(etcd *b, ereq *e, CURLcode cc)
 	LIST_REMOVE(e, link);
 	b->ninflight--;
 	curl_easy_getinfo(e->h, CURLINFO_RESPONSE_CODE, &status);
+
 	curl_multi_remove_handle(b->multi, e->h);
 	rc = call_result(b, e->ep, "", cc, e->errbuf, status, &e->resp, &j);
 	if (rc == STORE_EUNAVAIL) {
@@ -1103,13 +1119,24 @@ static void ereq_finished(etcd *b, ereq *e, CURLcode cc)
 			return;
 	}
 	r->err = rc;
-	if (rc && getenv("SB_DEBUG_ERR"))
-		fprintf(stderr, "request failed: %s (%s)\n", store_strerror(rc),
-			b->lasterr);
 	if (rc == 0) {
 		switch (r->kind) {
 		case STORE_REQ_TXN:
-			r->err = txn_result(b, r->txn, j, &r->res);
+			if (single_write(r->txn)) {
+				/* As the answer of a txn holding it. */
+				json_t *t = json_pack(
+				    "{sbsO?s[{sO}]}", "succeeded", 1, "header",
+				    json_object_get(j, "header"), "responses",
+				    r->txn->success[0].type == STORE_OP_PUT
+					? "response_put"
+					: "response_delete_range",
+				    j);
+
+				json_decref(j);
+				j = t;
+			}
+			r->err = j ? txn_result(b, r->txn, j, &r->res)
+				   : STORE_ENOMEM;
 			break;
 		case STORE_REQ_LEASE_GRANT:
 			r->out = jint(j, "ID");
@@ -1340,7 +1367,7 @@ static void *io_main(void *arg)
 		pthread_mutex_unlock(&b->mu);
 		/* No more at once than there are connections: a request's
 		 * timeout then counts from when it is sent. */
-		while (b->ninflight < MAX_CONNS &&
+		while (b->ninflight < b->max_conns &&
 		       (r = STAILQ_FIRST(&b->pending))) {
 			STAILQ_REMOVE_HEAD(&b->pending, link);
 			ereq_start(b, r);
@@ -2056,9 +2083,11 @@ int store_etcd_open(store *s, const store_options *o, void **bctx, char *errbuf,
 		rc = STORE_ENOMEM;
 	if (rc)
 		goto fail;
+	b->max_conns = MAX_CONNS;
 	curl_multi_setopt(b->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-			  (long)MAX_CONNS);
-	curl_multi_setopt(b->multi, CURLMOPT_MAXCONNECTS, (long)MAX_CONNS + 4);
+			  (long)b->max_conns);
+	curl_multi_setopt(b->multi, CURLMOPT_MAXCONNECTS,
+			  (long)b->max_conns + 4);
 
 	/* First contact: the revision to start from. */
 	rc = probe_rev(b, 0, &head);

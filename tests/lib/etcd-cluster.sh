@@ -79,7 +79,7 @@ etcd_member_stop() {
 	local i=$1 sig=${2:-TERM} pid=${ETCD_PIDS[$1]:-}
 	if [ -n "$pid" ]; then
 		kill -s "$sig" "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
+		{ wait "$pid"; } 2>/dev/null || true
 	fi
 	ETCD_PIDS[$i]=
 }

@@ -1,9 +1,10 @@
 #!/bin/bash
 # etcd-run.sh TEST-BINARY [ARGS...] -- run a store test against a real etcd.
-# Starts one etcd member (Debian's /usr/bin/etcd) on loopback ports in a
-# temporary directory, runs the binary with SB_TEST_ETCD set to its client
-# URL (tests/unit/testutil.c then opens etcd-backed stores), and stops etcd
-# by its PID and removes the directory however the test ends.
+# Starts one etcd member (Debian's /usr/bin/etcd; SB_ETCD_MEMBERS=3 for a
+# cluster) on loopback ports in a temporary directory, runs the binary with
+# SB_TEST_ETCD set to the client URLs (tests/unit/testutil.c then opens
+# etcd-backed stores) and SB_TEST_ETCD_PIDS to the members' PIDs, and stops
+# etcd by its PIDs and removes the directory however the test ends.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/etcd-cluster.sh"
@@ -25,14 +26,18 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-if ! etcd_cluster_start "$tmp" 1; then
+if ! etcd_cluster_start "$tmp" "${SB_ETCD_MEMBERS:-1}"; then
 	echo "etcd-run: cannot start etcd" >&2
 	exit 1
 fi
-echo "etcd-run: etcd ${ETCD_ENDPOINTS} (pid ${ETCD_PIDS[0]})"
-SB_TEST_ETCD=$ETCD_ENDPOINTS SB_TEST_ETCD_DIR=$tmp "$@"
+pids=$(
+	IFS=,
+	echo "${ETCD_PIDS[*]}"
+)
+echo "etcd-run: etcd ${ETCD_ENDPOINTS} (pids $pids)"
+SB_TEST_ETCD=$ETCD_ENDPOINTS SB_TEST_ETCD_PIDS=$pids "$@"
 rc=$?
 if [ $rc -ne 0 ] && [ -n "${SB_ETCD_LOG:-}" ]; then
-	tail -n 40 "$ETCD_DIR"/m0.log >&2
+	tail -n 40 "$ETCD_DIR"/m*.log >&2
 fi
 exit $rc
