@@ -42,13 +42,14 @@
 #include "security/token.h"
 #include "util/smap.h"
 
-#define MESH_GROUP  "mesh.signalbox.dev"
-#define MESH_API    MESH_GROUP "/v1alpha1"
-#define CLAIMS	    "/registry/" MESH_GROUP "/ipamclaims/"
-#define BOOT_MARK   "/signalbox/bootstrap/mesh-default"
-#define HEARTBEAT   30.0
-#define MAX_TRIES   8
-#define ENROL_TRIES 30
+#define MESH_GROUP   "mesh.signalbox.dev"
+#define MESH_API     MESH_GROUP "/v1alpha1"
+#define CLAIMS	     "/registry/" MESH_GROUP "/ipamclaims/"
+#define BOOT_MARK    "/signalbox/bootstrap/mesh-default"
+#define HEARTBEAT    30.0
+#define MAX_TRIES    8
+#define ENROL_TRIES  30
+#define SERIAL_SLOTS 1000
 
 /* A peer as the controllers track it. */
 typedef struct pstate {
@@ -708,8 +709,19 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (!mesh_dirty(m->model))
 		return;
-	m->serial = rev > m->serial ? rev : m->serial + 1;
-	mesh_flush(m->model, m->serial, &sink);
+	/* Serials are revision * 1000 + a count of flushes at that revision
+	 * (a map can change without a write: a peer expires). They grow
+	 * across restarts too: a server starts at its revision's last slot,
+	 * above anything an earlier run could have given at that revision. */
+	uint64_t cand = rev * SERIAL_SLOTS;
+	if (!m->serial)
+		cand += SERIAL_SLOTS - 1;
+	else if (cand <= m->serial)
+		cand = m->serial + 1;
+	if (mesh_flush(m->model, cand, &sink))
+		m->serial = cand;
+	else if (!m->serial)
+		m->serial = cand;
 }
 
 /* ---- IPAM ---------------------------------------------------------------- */
