@@ -212,6 +212,9 @@ json_t *api_parse_body(api_req *r, bool strict);
  * count. unknown (may be NULL) collects pruned field paths. */
 size_t api_prepare(api_req *r, json_t *obj, json_t *causes, json_t *unknown);
 
+/* kube's generateName suffix: 5 random characters and a NUL. */
+void api_name_suffix(char out[6]);
+
 /* List and watch filters: labelSelector and fieldSelector. */
 typedef struct api_filter {
 	sel *labels;

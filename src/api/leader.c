@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "api/api_int.h"
+#include "util/timefmt.h"
 
 #define LEASE_NS       "default"
 #define LEASE_NAME     "signalbox-controllers"
@@ -46,42 +47,6 @@ typedef struct lreq {
 	api_req r; /* first */
 	struct api_leader *l;
 } lreq;
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void fmt_micro(double t, char buf[40])
-{
-	time_t s = (time_t)t;
-	struct tm tm;
-	char b[32];
-
-	gmtime_r(&s, &tm);
-	strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf, 40, "%s.%06ldZ", b, (long)((t - (double)s) * 1e6));
-}
-
-static double parse_micro(const char *s)
-{
-	struct tm tm;
-	const char *p;
-	double frac = 0;
-
-	if (!s)
-		return 0;
-	memset(&tm, 0, sizeof tm);
-	p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (!p)
-		return 0;
-	if (*p == '.')
-		frac = strtod(p, NULL);
-	return (double)timegm(&tm) + frac;
-}
 
 static void set_leading(struct api_leader *l, bool on)
 {
@@ -130,14 +95,14 @@ static void claim(struct api_leader *l, json_t *obj, int64_t rev)
 	op.value = q->r.val;
 	op.value_len = strlen(q->r.val);
 	l->busy = true;
-	l->sent = now_s();
+	l->sent = time_now();
 	api_txn(&q->r, &t, written);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct api_leader *l = arg;
-	double now = now_s();
+	double now = time_now();
 	cache_obj *o;
 	json_t *obj, *spec;
 	char ts[40], uid[37];
@@ -149,7 +114,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		set_leading(l, false);
 	if (l->busy)
 		return;
-	fmt_micro(now, ts);
+	time_format(now, ts, true);
 	o = cache_get(l->a->cache, l->key);
 	if (!o) {
 		api_uuid(uid);
@@ -176,7 +141,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	const char *holder =
 	    json_string_value(json_object_get(spec, "holderIdentity"));
 	double renew =
-	    parse_micro(json_string_value(json_object_get(spec, "renewTime")));
+	    time_parse(json_string_value(json_object_get(spec, "renewTime")));
 	json_int_t dur =
 	    json_integer_value(json_object_get(spec, "leaseDurationSeconds"));
 	if (dur <= 0)

@@ -28,12 +28,10 @@
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "api/api_int.h"
@@ -41,6 +39,7 @@
 #include "mesh/netmap.h"
 #include "security/token.h"
 #include "util/smap.h"
+#include "util/timefmt.h"
 
 #define MESH_GROUP   "mesh.signalbox.dev"
 #define MESH_API     MESH_GROUP "/v1alpha1"
@@ -95,59 +94,6 @@ struct api_mesh {
 };
 
 /* ---- small helpers ------------------------------------------------------- */
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* RFC 3339 (UTC "Z" or an offset, optional fraction) to epoch seconds;
- * 0 when s is not one. */
-static double parse_time(const char *s)
-{
-	struct tm tm;
-	const char *p;
-	double frac = 0;
-	long off = 0;
-
-	if (!s)
-		return 0;
-	memset(&tm, 0, sizeof tm);
-	p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (!p)
-		return 0;
-	if (*p == '.') {
-		char *end;
-		frac = strtod(p, &end);
-		p = end;
-	}
-	if ((*p == '+' || *p == '-') && strlen(p) == 6) {
-		off = ((p[1] - '0') * 10 + (p[2] - '0')) * 3600 +
-		      ((p[4] - '0') * 10 + (p[5] - '0')) * 60;
-		if (*p == '+')
-			off = -off;
-	} else if (strcmp(p, "Z") && strcmp(p, "z")) {
-		return 0;
-	}
-	return (double)timegm(&tm) + frac + (double)off;
-}
-
-static void fmt_time(double t, char buf[40], bool micro)
-{
-	time_t s = (time_t)t;
-	struct tm tm;
-	gmtime_r(&s, &tm);
-	if (micro) {
-		char b[32];
-		strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%S", &tm);
-		snprintf(buf, 40, "%s.%06ldZ", b,
-			 (long)((t - (double)s) * 1e6));
-	} else {
-		strftime(buf, 40, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	}
-}
 
 static const char *jstr(const json_t *o, const char *k)
 {
@@ -431,7 +377,7 @@ static void read_lease(struct api_mesh *m, pstate *p)
 		return;
 	obj = cache_obj_parse(o);
 	spec = json_object_get(obj, "spec");
-	p->renew = parse_time(jstr(spec, "renewTime"));
+	p->renew = time_parse(jstr(spec, "renewTime"));
 	p->lease_secs = (int)json_integer_value(
 	    json_object_get(spec, "leaseDurationSeconds"));
 	json_decref(obj);
@@ -445,7 +391,7 @@ static void feed_peer(struct api_mesh *m, const json_t *obj)
 		     *st = json_object_get(obj, "status");
 	const char *ns = jstr(md, "namespace"), *name = jstr(md, "name"),
 		   *uid = jstr(md, "uid");
-	double now = now_s();
+	double now = time_now();
 	mesh_peer_spec ps;
 	pstate *p;
 	char err[256];
@@ -460,8 +406,8 @@ static void feed_peer(struct api_mesh *m, const json_t *obj)
 		read_lease(m, p);
 	}
 	p->online = json_is_true(json_object_get(st, "online"));
-	p->last_seen = parse_time(jstr(st, "lastSeen"));
-	p->expires = parse_time(jstr(spec, "expiresAt"));
+	p->last_seen = time_parse(jstr(st, "lastSeen"));
+	p->expires = time_parse(jstr(spec, "expiresAt"));
 	p->expired = p->expires > 0 && now >= p->expires;
 	p->ephemeral = json_is_true(json_object_get(spec, "ephemeral"));
 	{
@@ -630,13 +576,13 @@ static void on_lease(cache_event *e, void *arg)
 	} else {
 		json_t *obj = cache_obj_parse(e->obj),
 		       *spec = json_object_get(obj, "spec");
-		p->renew = parse_time(jstr(spec, "renewTime"));
+		p->renew = time_parse(jstr(spec, "renewTime"));
 		p->lease_secs = (int)json_integer_value(
 		    json_object_get(spec, "leaseDurationSeconds"));
 		json_decref(obj);
 	}
 	if (api_is_leader(m->a))
-		liveness(m, p, now_s());
+		liveness(m, p, time_now());
 }
 
 /* An address was freed: the peers that found their range full try again. */
@@ -1098,7 +1044,7 @@ static void liveness(struct api_mesh *m, pstate *p, double now)
 	key = api_key(m->t_peer, p->ns, p->name);
 	if (!key)
 		return;
-	fmt_time(p->renew > 0 ? p->renew : now, seen, false);
+	time_format(p->renew > 0 ? p->renew : now, seen, false);
 	p->status_busy = true;
 	ctl_patch(m, key,
 		  json_pack("{s:{s:b,s:s}}", "status", "online", alive,
@@ -1150,7 +1096,7 @@ static void housekeeping(struct api_mesh *m, pstate *p, double now)
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct api_mesh *m = arg;
-	double now = now_s();
+	double now = time_now();
 	size_t i;
 	/* Collect first: housekeeping may free or add states. */
 	size_t n = m->peers.n, k = 0;
@@ -1221,7 +1167,7 @@ static void stream_send(mstream *s, const char *line, size_t len)
 		evbuffer_add(b, "\n", 1);
 	evhttp_send_reply_chunk(s->r->ev, b);
 	evbuffer_free(b);
-	s->last_send = now_s();
+	s->last_send = time_now();
 	if (bev &&
 	    evbuffer_get_length(bufferevent_get_output(bev)) > (64u << 20)) {
 		fprintf(stderr,
@@ -1356,17 +1302,6 @@ static void peer_name_of(const char *host, char out[64])
 	out[n] = 0;
 }
 
-static void rand_suffix(char out[6])
-{
-	static const char alpha[] = "bcdfghjklmnpqrstvwxz2456789";
-	unsigned char b[5];
-	if (getrandom(b, sizeof b, 0) != sizeof b)
-		memset(b, 0, sizeof b);
-	for (int i = 0; i < 5; i++)
-		out[i] = alpha[b[i] % (sizeof alpha - 1)];
-	out[5] = 0;
-}
-
 /* The setup key object whose secret is secret, or NULL. Every key is
  * compared (in constant time each), so timing says nothing of which. */
 static cache_obj *find_setup_key(struct api_mesh *m, const char *secret)
@@ -1471,7 +1406,7 @@ static bool enrol_try(api_req *r)
 	enrol *e = NULL;
 	uint32_t a;
 	char err[256];
-	double t = now_s();
+	double t = time_now();
 
 	causes = json_array();
 	if (!secret || !*secret)
@@ -1521,7 +1456,7 @@ static bool enrol_try(api_req *r)
 		goto out;
 	}
 	ns = ko->ns;
-	double exp = parse_time(jstr(kst, "expiresAt"));
+	double exp = time_parse(jstr(kst, "expiresAt"));
 	json_int_t used = json_integer_value(json_object_get(kst, "used"));
 	json_int_t limit =
 	    json_integer_value(json_object_get(kspec, "usageLimit"));
@@ -1580,7 +1515,7 @@ static bool enrol_try(api_req *r)
 				 "no free peer name for host %s", host);
 			goto out;
 		}
-		rand_suffix(suffix);
+		api_name_suffix(suffix);
 		snprintf(try, sizeof try, "%s-%s", name, suffix);
 	}
 	if (ipam_pick(m, ns, &a, &cidr)) {
@@ -1596,7 +1531,7 @@ static bool enrol_try(api_req *r)
 		goto oom;
 	token_hash(token, hash);
 	api_now(now);
-	fmt_time(t, renew, true);
+	time_format(t, renew, true);
 	api_uuid(uid);
 	api_uuid(tuid);
 	snprintf(lname, sizeof lname, "peer-%s", try);
@@ -1725,6 +1660,21 @@ void api_mesh_enroll(api_req *r)
 /* ---- admission ------------------------------------------------------------
  */
 
+static void cause(json_t *causes, const char *field, const char *msg);
+
+/* A model's "field: message" error as a cause. */
+static void cause_from(json_t *causes, char *err)
+{
+	char *colon = strchr(err, ':');
+
+	if (colon && colon[1] == ' ') {
+		*colon = 0;
+		cause(causes, err, colon + 2);
+	} else {
+		cause(causes, "spec", err);
+	}
+}
+
 static void cause(json_t *causes, const char *field, const char *msg)
 {
 	json_array_append_new(causes, json_pack("{s:s,s:s,s:s}", "reason",
@@ -1773,9 +1723,7 @@ size_t api_mesh_admit(api_req *r, json_t *obj, const json_t *old,
 	if (!strcmp(kind, "Network")) {
 		if (mesh_network_set(m->scratch, "-", jstr(spec, "cidr"),
 				     jstr(spec, "domain"), err, sizeof err)) {
-			char *colon = strchr(err, ':');
-			*colon = 0;
-			cause(causes, err, colon + 2);
+			cause_from(causes, err);
 		}
 		mesh_network_del(m->scratch, "-");
 	} else if (!strcmp(kind, "Policy")) {
@@ -1787,13 +1735,7 @@ size_t api_mesh_admit(api_req *r, json_t *obj, const json_t *old,
 		    .ports = json_object_get(spec, "ports"),
 		};
 		if (mesh_policy_set(m->scratch, &ps, err, sizeof err)) {
-			char *colon = strchr(err, ':');
-			if (colon) {
-				*colon = 0;
-				cause(causes, err, colon + 2);
-			} else {
-				cause(causes, "spec", err);
-			}
+			cause_from(causes, err);
 		}
 		mesh_policy_del(m->scratch, "-", "-");
 	} else if (!strcmp(kind, "Route")) {
@@ -1805,13 +1747,7 @@ size_t api_mesh_admit(api_req *r, json_t *obj, const json_t *old,
 		    .for_peers = json_object_get(spec, "for"),
 		};
 		if (mesh_route_set(m->scratch, &rs, err, sizeof err)) {
-			char *colon = strchr(err, ':');
-			if (colon) {
-				*colon = 0;
-				cause(causes, err, colon + 2);
-			} else {
-				cause(causes, "spec", err);
-			}
+			cause_from(causes, err);
 		}
 		mesh_route_del(m->scratch, "-", "-");
 	} else if (!strcmp(kind, "Peer")) {
@@ -1847,11 +1783,7 @@ size_t api_mesh_admit(api_req *r, json_t *obj, const json_t *old,
 				     .public_key = jstr(spec, "publicKey"),
 				     .address = jstr(st, "address")};
 		if (mesh_peer_set(m->scratch, &ps, err, sizeof err)) {
-			char *colon = strchr(err, ':');
-			if (colon) {
-				*colon = 0;
-				cause(causes, err, colon + 2);
-			}
+			cause_from(causes, err);
 		}
 		mesh_peer_del(m->scratch, "-", "-");
 	} else if (!strcmp(kind, "SetupKey")) {
@@ -1883,8 +1815,8 @@ size_t api_mesh_admit(api_req *r, json_t *obj, const json_t *old,
 			json_object_set_new(st, "prefix", json_string(prefix));
 			json_object_set_new(st, "used", json_integer(0));
 			if (ttl) {
-				fmt_time(now_s() + (double)parse_ttl(ttl), exp,
-					 false);
+				time_format(time_now() + (double)parse_ttl(ttl),
+					    exp, false);
 				json_object_set_new(st, "expiresAt",
 						    json_string(exp));
 			} else if (jstr(spec, "expiresAt")) {

@@ -138,7 +138,7 @@ static void reply_json_obj(api_req *r, int code, json_t *obj, int64_t rev)
 }
 
 /* kube's generateName suffix: 5 characters from a consonant-heavy set. */
-static void name_suffix(char out[6])
+void api_name_suffix(char out[6])
 {
 	static const char alpha[] = "bcdfghjklmnpqrstvwxz2456789";
 	unsigned char b[5];
@@ -770,7 +770,7 @@ static void do_create(api_req *r)
 	bool generated = (!name || !*name) && gen && *gen;
 
 	if (generated) {
-		name_suffix(suffix);
+		api_name_suffix(suffix);
 		snprintf(nm, sizeof nm, "%s%s", gen, suffix);
 		json_object_set_new(md(obj), "name", json_string(nm));
 	}
