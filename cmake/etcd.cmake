@@ -27,4 +27,10 @@ if(EXISTS /usr/bin/etcd)
                    $<TARGET_FILE:test_store_etcd>)
   set_tests_properties(test_store_etcd_cluster PROPERTIES LABELS unit
                        TIMEOUT 600 ENVIRONMENT "SB_ETCD_MEMBERS=3")
+  # The same over https with client certificates.
+  add_test(NAME test_store_etcd_tls
+           COMMAND bash ${PROJECT_SOURCE_DIR}/tests/unit/etcd-run.sh
+                   $<TARGET_FILE:test_store_etcd>)
+  set_tests_properties(test_store_etcd_tls PROPERTIES LABELS unit
+                       TIMEOUT 600 ENVIRONMENT "SB_ETCD_TLS=1")
 endif()

@@ -60,7 +60,7 @@
 /* "\0": as a range end, every key from the start key on. */
 #define B64_NUL "AA=="
 
-/* ---- small pieces -------------------------------------------------------- */
+/* ---- small pieces ------------------------------------------------ */
 
 static int64_t now_ms(void)
 {
@@ -174,7 +174,7 @@ static json_t *jb64(const void *p, size_t n)
 	return j;
 }
 
-/* ---- endpoints ----------------------------------------------------------- */
+/* ---- endpoints --------------------------------------------------- */
 
 /* Parse one endpoint (scheme already split off) "host[:port][/]" into
  * "scheme://host:port". */
@@ -326,8 +326,7 @@ int store_parse_url(const char *url, store_options *o, char *err, size_t errlen)
 	return 0;
 }
 
-/* ---- the backend's state ---------------------------------------------------
- */
+/* ---- the backend's state ----------------------------------------- */
 
 /* A request on its way through the I/O thread. */
 typedef struct ereq {
@@ -461,8 +460,7 @@ static void note_compact(etcd *b, int64_t crev_e)
 		store_set_compact_revision(b->s, from_etcd(b, crev_e));
 }
 
-/* ---- HTTP calls
- * -------------------------------------------------------------- */
+/* ---- HTTP calls -------------------------------------------------- */
 
 static void setup_handle(etcd *b, CURL *h, int ep, const char *path,
 			 const char *body, size_t len, buf *resp, char *errbuf,
@@ -489,6 +487,7 @@ static void setup_handle(etcd *b, CURL *h, int ep, const char *path,
 			     ? timeout_ms
 			     : (long)CONNECT_TIMEOUT_MS);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 0L);
 	if (b->ca_file)
 		curl_easy_setopt(h, CURLOPT_CAINFO, b->ca_file);
 	if (b->cert_file)
@@ -645,8 +644,7 @@ static int ecall(etcd *b, const char *path, json_t *req, bool idempotent,
 	return rc;
 }
 
-/* ---- key-values and events from JSON
- * ------------------------------------------ */
+/* ---- key-values and events from JSON ----------------------------- */
 
 static int kv_from_json(etcd *b, const json_t *j, store_kv *kv)
 {
@@ -762,8 +760,7 @@ static int events_from_json(etcd *b, const json_t *arr, store_event ***evs,
 	return 0;
 }
 
-/* ---- building requests
- * ---------------------------------------------------------- */
+/* ---- building requests ------------------------------------------- */
 
 /* Set "key" and, for an interval, "range_end" on o. */
 static int set_interval(json_t *o, const char *key, const char *end)
@@ -980,8 +977,7 @@ static int txn_result(etcd *b, const store_txn *t, const json_t *j,
 	return rc;
 }
 
-/* ---- the I/O thread: requests
- * ------------------------------------------------ */
+/* ---- the I/O thread: requests ------------------------------------ */
 
 static void heap_push(etcd *b, ereq *e)
 {
@@ -1167,8 +1163,7 @@ static void ereq_finished(etcd *b, ereq *e, CURLcode cc)
 	free(e);
 }
 
-/* ---- the I/O thread: the watch stream
- * ---------------------------------------- */
+/* ---- the I/O thread: the watch stream ---------------------------- */
 
 /* Publish the events of one watch response, a revision at a time. */
 static void publish_events(etcd *b, const json_t *arr)
@@ -1239,6 +1234,13 @@ static bool watch_line(etcd *b, const char *line, size_t len)
 		note_compact(b, c);
 		if (b->wstart < c)
 			b->wstart = c;
+		if (c - 1 > b->pub) {
+			/* Move on past the lost revisions, with no events, so
+			 * that writes waiting for them complete. */
+			store_publish(b->s, NULL, 0, from_etcd(b, c - 1));
+			__atomic_store_n(&b->pub, c - 1, __ATOMIC_RELEASE);
+			complete_waiting(b);
+		}
 		keep = false;
 	} else if (json_is_true(json_object_get(res, "canceled"))) {
 		keep = false;
@@ -1322,6 +1324,24 @@ static void watch_check_stall(etcd *b)
 {
 	int64_t now = now_ms();
 
+	/* Writes whose events do not come at all (etcd gone for good after
+	 * it applied them): fail them rather than wait forever. Their outcome
+	 * is unknown to the caller (store.h: STORE_EUNAVAIL); if the events
+	 * come later, they are published then. */
+	while (b->nwaiting &&
+	       now - b->waiting[0]->wait_since > 4 * b->timeout_ms) {
+		ereq *e = heap_pop(b);
+
+		set_err(b,
+			"etcd %s/v3/watch: the events of revision %lld did "
+			"not arrive within %ld ms",
+			b->eps[b->wep], (long long)e->wait_rev,
+			4 * b->timeout_ms);
+		store_txn_result_free(&e->r->res);
+		e->r->err = STORE_EUNAVAIL;
+		store_req_done(e->r);
+		free(e);
+	}
 	if (!b->wh || !b->nwaiting ||
 	    now - b->waiting[0]->wait_since < WATCH_STALL_MS ||
 	    now - b->wrestart_at < WATCH_STALL_MS)
@@ -1336,8 +1356,7 @@ static void watch_check_stall(etcd *b)
 	b->wretry_at = now;
 }
 
-/* ---- the I/O thread
- * ---------------------------------------------------------------- */
+/* ---- the I/O thread ---------------------------------------------- */
 
 static void fail_all(etcd *b, struct store_req_list *reqs)
 {
@@ -1439,8 +1458,7 @@ static int e_submit(void *be, store_req *r)
 	return rc;
 }
 
-/* ---- reads, in the caller's thread
- * ------------------------------------------- */
+/* ---- reads, in the caller's thread ------------------------------- */
 
 static void wake_probe(etcd *b)
 {
@@ -1637,6 +1655,10 @@ static int fetch_history(etcd *b, int64_t from_e, int64_t to_e,
 		h.to_e = to_e;
 		setup_handle(b, c, ep, "/v3/watch", body, strlen(body), NULL,
 			     errbuf, HISTORY_TIMEOUT_MS);
+		/* A member that stops sending is given up on sooner. */
+		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
+				 b->timeout_ms / 1000 + 1);
 		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, hist_write);
 		curl_easy_setopt(c, CURLOPT_WRITEDATA, &h);
 		cc = curl_easy_perform(c);
@@ -1829,8 +1851,7 @@ static void e_last_error(void *be, char *out, size_t len)
 	pthread_mutex_unlock(&b->mu);
 }
 
-/* ---- the maintenance thread: compaction
- * ---------------------------------------- */
+/* ---- the maintenance thread: compaction -------------------------- */
 
 /* Find the compact revision when it may have moved past what we know:
  * the smallest etcd revision that can still be read. */
@@ -1961,8 +1982,7 @@ static void *maint_main(void *arg)
 	return NULL;
 }
 
-/* ---- open and close
- * ------------------------------------------------------------ */
+/* ---- open and close ---------------------------------------------- */
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc;

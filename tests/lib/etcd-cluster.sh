@@ -16,6 +16,10 @@
 #   etcd_kill_leader            SIGKILL the leader; print its index
 #   etcd_cluster_stop           stop every member still running
 #
+# With ETCD_TLS=1 the members serve clients over https only and require a
+# client certificate: etcd_cluster_start makes a CA and certificates in DIR
+# and exports ETCD_CA, ETCD_CERT and ETCD_KEY (the client's).
+#
 # Flags: short heartbeats (leases of 1 s work, a new leader within about a
 # second), requests up to 16 MiB (signalbox values reach 8 MiB) and
 # transactions of up to 4096 operations. Fsync stays on: acknowledged
@@ -28,6 +32,42 @@ ETCD_PIDS=()
 ETCD_CLIENT=()
 ETCD_PEER=()
 ETCD_ENDPOINTS=
+ETCD_TLS=${ETCD_TLS:-0}
+ETCD_CA=
+ETCD_CERT=
+ETCD_KEY=
+
+# A CA, a server certificate for 127.0.0.1 and a client certificate.
+_etcd_make_certs() {
+	local d=$1 name
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$d/ca.key" -out "$d/ca.crt" -days 2 \
+		-subj /CN=sb-test-etcd-ca 2>/dev/null || return 1
+	for name in server client; do
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+			-keyout "$d/$name.key" -out "$d/$name.csr" \
+			-subj "/CN=sb-test-$name" 2>/dev/null || return 1
+		printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=%s\n' \
+			"$([ $name = server ] && echo serverAuth,clientAuth || echo clientAuth)" \
+			>"$d/$name.ext"
+		openssl x509 -req -in "$d/$name.csr" -CA "$d/ca.crt" \
+			-CAkey "$d/ca.key" -CAcreateserial -days 2 \
+			-extfile "$d/$name.ext" -out "$d/$name.crt" 2>/dev/null || return 1
+	done
+	ETCD_CA=$d/ca.crt
+	ETCD_CERT=$d/client.crt
+	ETCD_KEY=$d/client.key
+	export ETCD_CA ETCD_CERT ETCD_KEY
+}
+
+_etcd_curl() {
+	if [ "$ETCD_TLS" = 1 ]; then
+		curl -s --noproxy '*' -m 1 --cacert "$ETCD_CA" --cert "$ETCD_CERT" \
+			--key "$ETCD_KEY" "$@"
+	else
+		curl -s --noproxy '*' -m 1 "$@"
+	fi
+}
 
 # A free TCP port on 127.0.0.1 (the kernel's choice; nothing holds it
 # afterwards, so a start that loses the race is retried by the caller).
@@ -44,8 +84,13 @@ _etcd_initial_cluster() {
 }
 
 etcd_member_start() {
-	local i=$1 state=${2:-existing}
-	"$ETCD_BIN" --name "m$i" --data-dir "$ETCD_DIR/m$i" \
+	local i=$1 state=${2:-existing} tls=()
+	if [ "$ETCD_TLS" = 1 ]; then
+		tls=(--cert-file "$ETCD_DIR/server.crt"
+			--key-file "$ETCD_DIR/server.key" --client-cert-auth
+			--trusted-ca-file "$ETCD_DIR/ca.crt")
+	fi
+	"$ETCD_BIN" --name "m$i" --data-dir "$ETCD_DIR/m$i" "${tls[@]}" \
 		--listen-client-urls "${ETCD_CLIENT[$i]}" \
 		--advertise-client-urls "${ETCD_CLIENT[$i]}" \
 		--listen-peer-urls "${ETCD_PEER[$i]}" \
@@ -66,7 +111,7 @@ etcd_member_wait() {
 		if ! kill -0 "${ETCD_PIDS[$i]}" 2>/dev/null; then
 			return 1
 		fi
-		if curl -s --noproxy '*' -m 1 "${ETCD_CLIENT[$i]}/health" 2>/dev/null |
+		if _etcd_curl "${ETCD_CLIENT[$i]}/health" 2>/dev/null |
 			grep -q '"health":"true"'; then
 			return 0
 		fi
@@ -92,13 +137,17 @@ etcd_cluster_stop() {
 }
 
 etcd_cluster_start() {
-	local dir=$1 n=${2:-3} try i ok
+	local dir=$1 n=${2:-3} try i ok scheme=http
 	for ((try = 0; try < 3; try++)); do
 		ETCD_DIR=$dir/etcd-$try
 		ETCD_N=$n
 		mkdir -p "$ETCD_DIR"
+		if [ "$ETCD_TLS" = 1 ]; then
+			scheme=https
+			_etcd_make_certs "$ETCD_DIR" || return 1
+		fi
 		for ((i = 0; i < n; i++)); do
-			ETCD_CLIENT[$i]="http://127.0.0.1:$(etcd_free_port)"
+			ETCD_CLIENT[$i]="$scheme://127.0.0.1:$(etcd_free_port)"
 			ETCD_PEER[$i]="http://127.0.0.1:$(etcd_free_port)"
 		done
 		for ((i = 0; i < n; i++)); do
@@ -128,7 +177,7 @@ etcd_leader() {
 	local i st
 	for ((i = 0; i < ETCD_N; i++)); do
 		[ -n "${ETCD_PIDS[$i]}" ] || continue
-		st=$(curl -s --noproxy '*' -m 1 -X POST -d '{}' \
+		st=$(_etcd_curl -X POST -d '{}' \
 			"${ETCD_CLIENT[$i]}/v3/maintenance/status" 2>/dev/null) || continue
 		if python3 -c 'import json,sys; d = json.loads(sys.argv[1]); sys.exit(0 if d.get("leader") and d["leader"] == d["header"]["member_id"] else 1)' "$st" 2>/dev/null; then
 			echo "$i"

@@ -76,6 +76,7 @@ static store *open_etcd(const char *dir, const char *endpoints)
 		int rc;
 
 		o.etcd_endpoints = endpoints;
+		tu_etcd_tls(&o);
 		rc = store_open(&o, &s, err, sizeof err);
 		if (rc)
 			fail_msg("store_open(%s): %s: %s", endpoints,
@@ -240,6 +241,36 @@ static void test_failover_dead_first(void **state)
 	assert_true(msg[0] == '\0' || strstr(msg, "127.0.0.1:1"));
 	assert_int_equal(
 	    store_delete(f->s, "failover/", "failover0", NULL, NULL), 0);
+}
+
+/* With https and client-cert-auth (SB_ETCD_TLS=1): no client certificate,
+ * or not trusting the members' CA, is refused with the reason. */
+static void test_tls_refused(void **state)
+{
+	char err[512];
+	store_options o;
+	store *s = NULL;
+
+	(void)state;
+	if (!getenv("SB_TEST_ETCD_CA") || !*getenv("SB_TEST_ETCD_CA")) {
+		print_message("tls: needs SB_ETCD_TLS=1; skipped\n");
+		skip();
+	}
+	store_options_init(&o);
+	o.etcd_endpoints = tu_etcd();
+	o.etcd_timeout_ms = 1000;
+	tu_etcd_tls(&o);
+	o.etcd_cert_file = NULL; /* no client certificate */
+	o.etcd_key_file = NULL;
+	err[0] = '\0';
+	assert_int_equal(store_open(&o, &s, err, sizeof err), STORE_EUNAVAIL);
+	assert_non_null(strstr(err, "https://127.0.0.1"));
+	tu_etcd_tls(&o);
+	o.etcd_ca_file = NULL; /* the system's CAs: the test CA is not one */
+	err[0] = '\0';
+	assert_int_equal(store_open(&o, &s, err, sizeof err), STORE_EUNAVAIL);
+	assert_non_null(strstr(err, "https://127.0.0.1"));
+	assert_null(s);
 }
 
 /* ---- a frozen etcd ------------------------------------------------------- */
@@ -628,6 +659,7 @@ int main(int argc, char **argv)
 	    T(test_parse_url),		 T(test_unreachable),
 	    T(test_failover_dead_first), T(test_two_stores),
 	    T(test_frozen_etcd),	 T(test_member_dies),
+	    T(test_tls_refused),
 	};
 #undef T
 

@@ -18,11 +18,25 @@
 
 #define OFFSET_FILE ".sb-etcd-offset"
 
+static const char *env_or_null(const char *name);
+
 const char *tu_etcd(void)
 {
-	const char *ep = getenv("SB_TEST_ETCD");
+	return env_or_null("SB_TEST_ETCD");
+}
 
-	return ep && *ep ? ep : NULL;
+static const char *env_or_null(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? v : NULL;
+}
+
+void tu_etcd_tls(store_options *o)
+{
+	o->etcd_ca_file = env_or_null("SB_TEST_ETCD_CA");
+	o->etcd_cert_file = env_or_null("SB_TEST_ETCD_CERT");
+	o->etcd_key_file = env_or_null("SB_TEST_ETCD_KEY");
 }
 
 /* On etcd, skip the cases that test what only the sqlite backend has.
@@ -108,6 +122,7 @@ static int64_t etcd_wipe(const char *dir)
 	o.history_revisions = 0;
 	o.history_seconds = 0;
 	o.etcd_endpoints = tu_etcd();
+	tu_etcd_tls(&o);
 	rc = store_open(&o, &s, err, sizeof err);
 	if (rc)
 		die_store("store_open (wiping etcd)", dir, rc, err);
@@ -155,6 +170,7 @@ store *tu_open_opts(const char *dir, store_options *o)
 	if (tu_etcd()) {
 		o->etcd_endpoints = tu_etcd();
 		o->etcd_revision_offset = etcd_offset(dir);
+		tu_etcd_tls(o);
 	}
 	rc = store_open(o, &s, err, sizeof err);
 	if (rc != 0) {

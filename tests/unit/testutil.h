@@ -34,4 +34,8 @@ store *tu_open_opts(const char *dir, store_options *o);
  * they run on sqlite. */
 const char *tu_etcd(void);
 
+/* Set o's etcd TLS files from SB_TEST_ETCD_CA, _CERT and _KEY (when
+ * etcd-run.sh runs etcd with https). */
+void tu_etcd_tls(store_options *o);
+
 #endif
