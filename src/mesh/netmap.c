@@ -1070,6 +1070,32 @@ static mowner *owner_new(mesh *m, mns *n, int kind, const char *name)
  * membership changes get a snapshot, and the members they gain or lose see
  * them come or go.
  */
+/*
+ * What q's own map loses or gains with its membership of o on the given
+ * sides (the other side's peers, o's rules, o's route): called with the
+ * sets before a removal and after an addition, as touch_member.
+ */
+static void touch_own(mesh *m, mpeer *q, mowner *o, uint8_t sides)
+{
+	if (!sides)
+		return;
+	if (o->kind == OWN_POLICY) {
+		if (sides & SIDE_A) {
+			for (size_t i = 0; i < o->side[1].n; i++)
+				dirty_peer(m, q, o->side[1].v[i]);
+			dirty_rule(m, q, RULE_OUT, o);
+		}
+		if (sides & SIDE_B) {
+			for (size_t i = 0; i < o->side[0].n; i++)
+				dirty_peer(m, q, o->side[0].v[i]);
+			dirty_rule(m, q, RULE_IN, o);
+		}
+	} else if (sides & SIDE_A) {
+		dirty_route(m, q, o);
+		dirty_peer(m, q, o->router);
+	}
+}
+
 static void owner_reselect(mesh *m, mowner *o)
 {
 	mns *n = o->ns;
@@ -1111,7 +1137,7 @@ static void owner_reselect(mesh *m, mowner *o)
 			news[i] |= sel_match(o->sb, p->labels) ? SIDE_B : 0;
 		}
 		touch_member(m, p, o, olds[i] & ~news[i]);
-		mark_full(m, p);
+		touch_own(m, p, o, olds[i] & ~news[i]);
 	}
 	/* Pass 2: update the sets. */
 	for (size_t i = 0; i < nc; i++) {
@@ -1125,8 +1151,10 @@ static void owner_reselect(mesh *m, mowner *o)
 		}
 	}
 	/* Pass 3: touch with the new sets. */
-	for (size_t i = 0; i < nc; i++)
+	for (size_t i = 0; i < nc; i++) {
 		touch_member(m, changed.v[i], o, news[i] & ~olds[i]);
+		touch_own(m, changed.v[i], o, news[i] & ~olds[i]);
+	}
 	free(olds);
 	free(news);
 	pvec_free(&changed);
