@@ -91,6 +91,12 @@ typedef struct mowner {
 	bool route_dirty;     /* on m->dirty_routes */
 	struct mowner *gnext; /* graveyard or dirty-routes link */
 	struct mowner *rnext;
+	/* The selector index (see "indexes" below): per side, the label
+	 * "k=v" its selector requires, or whether it must be tried on every
+	 * peer (all), or neither (it matches nobody). */
+	char *ikey[2];
+	bool all[2];
+	uint64_t stamp;
 } mowner;
 
 typedef struct mmem {
@@ -146,6 +152,11 @@ typedef struct mns {
 	/* address -> peers holding it (normally one) */
 	mpeer **abuckets;
 	size_t nab, naddr;
+	/* Indexes by label: "k=v" -> the active peers with that label, and
+	 * -> the owners one of whose selectors requires it; oall: owners with
+	 * a selector that names no such label (tried on every peer). */
+	smap pidx, oidx;
+	pvec oall;
 } mns;
 
 struct mesh {
@@ -454,6 +465,175 @@ static void addr_del(mns *n, mpeer *p)
 		}
 }
 
+/* ---- indexes ---------------------------------------------------------- */
+
+/* A peer joining is matched only against the owners whose selectors could
+ * select it: those requiring one of its labels, and the few that require
+ * none. A Policy or Route (re)selecting looks only at the peers with the
+ * label its selector requires (and at its current members). */
+
+typedef struct ibucket {
+	char *key;
+	pvec v;
+} ibucket;
+
+static int ib_add(smap *idx, const char *key, void *x)
+{
+	ibucket *b = smap_get(idx, key);
+
+	if (!b) {
+		b = calloc(1, sizeof(*b));
+		if (!b || !(b->key = strdup(key)) || smap_put(idx, b->key, b)) {
+			if (b)
+				free(b->key);
+			free(b);
+			return -ENOMEM;
+		}
+	}
+	return pvec_push(&b->v, x);
+}
+
+static void pvec_remove(pvec *v, void *x)
+{
+	for (size_t i = 0; i < v->n; i++)
+		if (v->v[i] == x) {
+			v->v[i] = v->v[--v->n];
+			return;
+		}
+}
+
+static void ib_del(smap *idx, const char *key, void *x)
+{
+	ibucket *b = smap_get(idx, key);
+
+	if (!b)
+		return;
+	pvec_remove(&b->v, x);
+	if (!b->v.n) {
+		smap_del(idx, b->key);
+		pvec_free(&b->v);
+		free(b->key);
+		free(b);
+	}
+}
+
+static void ib_free(smap *idx)
+{
+	size_t i;
+
+	for (smap_ent *e = smap_first(idx, &i); e; e = smap_next(idx, &i, e)) {
+		ibucket *b = e->val;
+		pvec_free(&b->v);
+		free(b->key);
+		free(b);
+	}
+	smap_free(idx);
+}
+
+static const pvec *ib_get(const smap *idx, const char *key)
+{
+	ibucket *b = smap_get(idx, key);
+	return b ? &b->v : NULL;
+}
+
+/* "k=v" for a label into buf; false when it does not fit (no index). */
+static bool label_key(char *buf, size_t len, const char *k, const char *v)
+{
+	return (size_t)snprintf(buf, len, "%s=%s", k, v) < len;
+}
+
+/* The label a LabelSelector requires, as "k=v" (a new string), or NULL
+ * with *all set when it matches without requiring one, or clear when it
+ * matches nothing (null). */
+static char *sel_ikey(const json_t *j, bool *all)
+{
+	const json_t *ml, *me, *v, *e;
+	const char *k;
+	char buf[512];
+	size_t i;
+
+	*all = false;
+	if (!j || json_is_null(j))
+		return NULL;
+	ml = json_object_get(j, "matchLabels");
+	json_object_foreach((json_t *)ml, k, v)
+	{
+		if (json_is_string(v) &&
+		    label_key(buf, sizeof buf, k, json_string_value(v)))
+			return strdup(buf);
+	}
+	me = json_object_get(j, "matchExpressions");
+	json_array_foreach(me, i, e)
+	{
+		const char *key = json_string_value(json_object_get(e, "key"));
+		const char *op =
+		    json_string_value(json_object_get(e, "operator"));
+		const json_t *vals = json_object_get(e, "values");
+		if (key && op && !strcmp(op, "In") &&
+		    json_array_size(vals) == 1 &&
+		    json_is_string(json_array_get(vals, 0)) &&
+		    label_key(buf, sizeof buf, key,
+			      json_string_value(json_array_get(vals, 0))))
+			return strdup(buf);
+	}
+	*all = true;
+	return NULL;
+}
+
+static bool ikeys_same(const mowner *o)
+{
+	return o->ikey[0] && o->ikey[1] && !strcmp(o->ikey[0], o->ikey[1]);
+}
+
+static void oidx_del(mns *n, mowner *o)
+{
+	for (int k = 0; k < 2; k++)
+		if (o->ikey[k] && !(k == 1 && ikeys_same(o)))
+			ib_del(&n->oidx, o->ikey[k], o);
+	if (o->all[0] || o->all[1])
+		pvec_remove(&n->oall, o);
+	for (int k = 0; k < 2; k++) {
+		free(o->ikey[k]);
+		o->ikey[k] = NULL;
+		o->all[k] = false;
+	}
+}
+
+/* Index o under its selectors' JSON (a = from/for, b = to/via). */
+static int oidx_add(mns *n, mowner *o, const json_t *a, const json_t *b)
+{
+	int rc = 0;
+
+	o->ikey[0] = sel_ikey(a, &o->all[0]);
+	o->ikey[1] = sel_ikey(b, &o->all[1]);
+	for (int k = 0; k < 2; k++)
+		if (o->ikey[k] && !(k == 1 && ikeys_same(o)))
+			rc |= ib_add(&n->oidx, o->ikey[k], o);
+	if (o->all[0] || o->all[1])
+		rc |= pvec_push(&n->oall, o);
+	return rc ? -ENOMEM : 0;
+}
+
+static int pidx_update(mns *n, mpeer *p, bool add)
+{
+	const char *k;
+	json_t *v;
+	char buf[512];
+	int rc = 0;
+
+	json_object_foreach(p->labels, k, v)
+	{
+		if (!json_is_string(v) ||
+		    !label_key(buf, sizeof buf, k, json_string_value(v)))
+			continue;
+		if (add)
+			rc |= ib_add(&n->pidx, buf, p);
+		else
+			ib_del(&n->pidx, buf, p);
+	}
+	return rc ? -ENOMEM : 0;
+}
+
 /* ---- memberships ------------------------------------------------------ */
 
 static mmem *mem_find(const mpeer *p, const mowner *o)
@@ -726,28 +906,50 @@ static void route_update(mesh *m, mowner *o)
 }
 
 /* Join or leave every Policy and Route of p's namespace that selects it. */
+static int join_one(mesh *m, mpeer *p, mowner *o, uint64_t st)
+{
+	uint8_t s = 0;
+	int rc = 0;
+
+	if (o->stamp == st)
+		return 0;
+	o->stamp = st;
+	if (sel_match(o->sa, p->labels))
+		s |= SIDE_A;
+	if (sel_match(o->sb, p->labels))
+		s |= SIDE_B;
+	for (int k = 0; k < 2; k++)
+		if ((s & (1 << k)) && mem_add(p, o, k))
+			rc = -ENOMEM;
+	if (s)
+		touch_member(m, p, o, s);
+	return rc;
+}
+
+/* Join the Policies and Routes that select p: the candidates from the
+ * label index, each tried once. */
 static int peer_join(mesh *m, mpeer *p)
 {
 	mns *n = p->ns;
+	uint64_t st = ++m->stamp;
+	const char *k;
+	json_t *v;
+	char buf[512];
 	int rc = 0;
-	for (int kind = OWN_POLICY; kind <= OWN_ROUTE; kind++) {
-		smap *om = owner_map(n, kind);
-		for (size_t b = 0; b < om->nb; b++)
-			for (smap_ent *e = om->b[b]; e; e = e->next) {
-				mowner *o = e->val;
-				uint8_t s = 0;
-				if (sel_match(o->sa, p->labels))
-					s |= SIDE_A;
-				if (sel_match(o->sb, p->labels))
-					s |= SIDE_B;
-				for (int k = 0; k < 2; k++)
-					if ((s & (1 << k)) && mem_add(p, o, k))
-						rc = -ENOMEM;
-				if (s)
-					touch_member(m, p, o, s);
-			}
+
+	json_object_foreach(p->labels, k, v)
+	{
+		const pvec *c;
+		if (!json_is_string(v) ||
+		    !label_key(buf, sizeof buf, k, json_string_value(v)) ||
+		    !(c = ib_get(&n->oidx, buf)))
+			continue;
+		for (size_t i = 0; i < c->n; i++)
+			rc |= join_one(m, p, c->v[i], st);
 	}
-	return rc;
+	for (size_t i = 0; i < n->oall.n; i++)
+		rc |= join_one(m, p, n->oall.v[i], st);
+	return rc ? -ENOMEM : 0;
 }
 
 static void peer_leave(mesh *m, mpeer *p)
@@ -805,6 +1007,8 @@ static void owner_free(mowner *o)
 	free(o->side[1].v);
 	json_decref(o->ports);
 	free(o->reported);
+	free(o->ikey[0]);
+	free(o->ikey[1]);
 	free(o);
 }
 
@@ -838,6 +1042,9 @@ void mesh_free(mesh *m)
 			smap_free(om);
 		}
 		smap_free(&n->peers);
+		ib_free(&n->pidx);
+		ib_free(&n->oidx);
+		pvec_free(&n->oall);
 		free(n->all.v);
 		free(n->abuckets);
 		free(n->name);
@@ -977,6 +1184,7 @@ int mesh_peer_set(mesh *m, const mesh_peer_spec *s, char *err, size_t errlen)
 		if (identity && p->active) {
 			peer_leave(m, p);
 			addr_del(n, p);
+			pidx_update(n, p, false);
 		}
 	}
 	free(p->key);
@@ -992,7 +1200,8 @@ int mesh_peer_set(mesh *m, const mesh_peer_spec *s, char *err, size_t errlen)
 	if (identity) {
 		p->online = s->online;
 		p->active = active;
-		if (active && (addr_add(n, p) || peer_join(m, p)))
+		if (active && (addr_add(n, p) || pidx_update(n, p, true) ||
+			       peer_join(m, p)))
 			p->full = true; /* out of memory: best effort */
 		mark_full(m, p);
 	} else if (entry) {
@@ -1030,6 +1239,7 @@ void mesh_peer_del(mesh *m, const char *ns, const char *name)
 	if (p->active) {
 		peer_leave(m, p);
 		addr_del(n, p);
+		pidx_update(n, p, false);
 	}
 	smap_del(&n->peers, p->name);
 	mpeer *last = n->all.v[--n->all.n];
@@ -1103,9 +1313,36 @@ static void owner_reselect(mesh *m, mowner *o)
 	uint8_t *olds = NULL, *news = NULL;
 	size_t nc = 0;
 
-	/* Pass 1: find the changes, and touch with the old sets. */
-	for (size_t i = 0; i < n->all.n; i++) {
-		mpeer *p = n->all.v[i];
+	/* Pass 1: find the changes, and touch with the old sets. The
+	 * candidates: the members, and the peers with the labels the
+	 * selectors require (every peer for a selector that requires none). */
+	pvec cand = {0};
+	uint64_t st = ++m->stamp;
+	bool every = !o->dead && (o->all[0] || o->all[1]);
+	const pvec *lists[4] = {NULL, NULL, NULL, NULL};
+	if (!o->dead)
+		for (int k = 0; k < 2; k++)
+			if (o->ikey[k])
+				lists[k] = ib_get(&n->pidx, o->ikey[k]);
+	for (int k = 0; k < 2; k++)
+		for (size_t i = 0; i < o->side[k].n; i++)
+			if (o->side[k].v[i]->stamp != st) {
+				o->side[k].v[i]->stamp = st;
+				if (pvec_push(&cand, o->side[k].v[i]))
+					every = true;
+			}
+	for (int k = 0; k < 2 && !every; k++)
+		for (size_t i = 0; lists[k] && i < lists[k]->n; i++) {
+			mpeer *p = lists[k]->v[i];
+			if (p->stamp != st) {
+				p->stamp = st;
+				if (pvec_push(&cand, p))
+					every = true;
+			}
+		}
+	size_t ncand = every ? n->all.n : cand.n;
+	for (size_t i = 0; i < ncand; i++) {
+		mpeer *p = every ? n->all.v[i] : cand.v[i];
 		if (!p->active)
 			continue;
 		uint8_t was = mem_sides(p, o), now = 0;
@@ -1158,6 +1395,7 @@ static void owner_reselect(mesh *m, mowner *o)
 	free(olds);
 	free(news);
 	pvec_free(&changed);
+	pvec_free(&cand);
 }
 
 int mesh_policy_set(mesh *m, const mesh_policy_spec *s, char *err,
@@ -1207,6 +1445,9 @@ int mesh_policy_set(mesh *m, const mesh_policy_spec *s, char *err,
 		for (size_t i = 0; i < o->side[0].n; i++)
 			dirty_rule(m, o->side[0].v[i], RULE_OUT, o);
 	}
+	oidx_del(n, o);
+	if (oidx_add(n, o, s->from, s->to))
+		ns_all_full(m, n);
 	owner_reselect(m, o);
 	peer_routes_update(m);
 	return 0;
@@ -1225,6 +1466,7 @@ static void owner_del(mesh *m, mowner *o)
 		touch_route(m, o, o->router);
 		o->router = NULL;
 	}
+	oidx_del(n, o);
 	owner_reselect(m, o);
 	smap_del(owner_map(n, o->kind), o->name);
 	o->gnext = m->gowners;
@@ -1271,6 +1513,9 @@ int mesh_route_set(mesh *m, const mesh_route_spec *s, char *err, size_t errlen)
 	o->sa = sa;
 	o->sb = sb;
 	snprintf(o->dst, sizeof o->dst, "%s", s->destination);
+	oidx_del(n, o);
+	if (oidx_add(n, o, s->for_peers, s->via))
+		ns_all_full(m, n);
 	owner_reselect(m, o);
 	o->router = route_pick(o);
 	touch_route(m, o, o->router);
