@@ -344,11 +344,6 @@ typedef struct ereq {
 	LIST_ENTRY(ereq) link; /* in flight */
 } ereq;
 
-typedef struct time_sample {
-	int64_t sec;
-	int64_t rev;
-} time_sample;
-
 typedef struct etcd {
 	store *s;
 	char **eps;
@@ -393,12 +388,10 @@ typedef struct etcd {
 	bool maint_started;
 	pthread_cond_t cv; /* with mu: wakes it (closing, probe) */
 	bool probe_now;
-	int64_t hist_revs, hist_secs;
-	time_sample *samples;
-	size_t nsamples, samples_head, samples_cap;
+	store_autocompact ac;
 	int64_t compact_e; /* etcd compact revision known (atomic) */
 
-	int64_t dbsize, dbsize_at; /* cache, under mu */
+	int64_t dbsize; /* as last asked, under mu */
 
 	/* The last history window read: every event of store revisions
 	 * [hc_from, hc_to]. */
@@ -1448,13 +1441,13 @@ static int e_submit(void *be, store_req *r)
 	int rc = 0;
 
 	pthread_mutex_lock(&b->mu);
-	if (b->closing)
+	if (b->closing) {
 		rc = STORE_ECLOSED;
-	else
+	} else {
 		STAILQ_INSERT_TAIL(&b->queue, r, link);
+		curl_multi_wakeup(b->multi); /* never blocks */
+	}
 	pthread_mutex_unlock(&b->mu);
-	if (rc == 0)
-		curl_multi_wakeup(b->multi);
 	return rc;
 }
 
@@ -1820,24 +1813,27 @@ static int e_lease_ttl(void *be, int64_t id, int64_t *remaining,
 	return rc;
 }
 
+/* Ask a member for its database size (the maintenance thread does, every
+ * PROBE_MS): store_db_size is called from event loops and must not wait. */
+static void refresh_db_size(etcd *b)
+{
+	json_t *j = NULL;
+
+	if (ecall(b, "/v3/maintenance/status", json_object(), true, &j) == 0) {
+		pthread_mutex_lock(&b->mu);
+		b->dbsize = jint(j, "dbSize");
+		pthread_mutex_unlock(&b->mu);
+	}
+	json_decref(j);
+}
+
 static int64_t e_db_size(void *be)
 {
 	etcd *b = be;
-	int64_t now = now_ms(), size;
-	json_t *j = NULL;
+	int64_t size;
 
 	pthread_mutex_lock(&b->mu);
-	size = b->dbsize_at && now - b->dbsize_at < 1000 ? b->dbsize : -1;
-	pthread_mutex_unlock(&b->mu);
-	if (size >= 0)
-		return size;
-	size = 0;
-	if (ecall(b, "/v3/maintenance/status", json_object(), true, &j) == 0)
-		size = jint(j, "dbSize");
-	json_decref(j);
-	pthread_mutex_lock(&b->mu);
-	b->dbsize = size;
-	b->dbsize_at = now;
+	size = b->dbsize;
 	pthread_mutex_unlock(&b->mu);
 	return size;
 }
@@ -1883,53 +1879,6 @@ static void probe_compact(etcd *b)
 	note_compact(b, hi);
 }
 
-static void record_sample(etcd *b, int64_t rev)
-{
-	int64_t sec = now_ms() / 1000;
-	time_sample *last;
-
-	if (!b->samples_cap)
-		return;
-	if (b->nsamples) {
-		last = &b->samples[(b->samples_head + b->nsamples - 1) %
-				   b->samples_cap];
-		if (last->sec == sec) {
-			last->rev = rev;
-			return;
-		}
-	}
-	if (b->nsamples == b->samples_cap) {
-		b->samples_head = (b->samples_head + 1) % b->samples_cap;
-		b->nsamples--;
-	}
-	b->samples[(b->samples_head + b->nsamples) % b->samples_cap] =
-	    (time_sample){sec, rev};
-	b->nsamples++;
-}
-
-/* The store revision automatic compaction should compact to (0: none). */
-static int64_t auto_target(etcd *b, int64_t rev)
-{
-	int64_t target = 0, cutoff, crev = store_compact_revision(b->s);
-
-	if (b->hist_revs > 0 && rev - b->hist_revs + 1 > target)
-		target = rev - b->hist_revs + 1;
-	if (b->hist_secs > 0) {
-		cutoff = now_ms() / 1000 - b->hist_secs;
-		for (size_t i = b->nsamples; i-- > 0;) {
-			time_sample *t =
-			    &b->samples[(b->samples_head + i) % b->samples_cap];
-
-			if (t->sec <= cutoff) {
-				if (t->rev > target)
-					target = t->rev;
-				break;
-			}
-		}
-	}
-	return target > crev && target <= rev ? target : 0;
-}
-
 static void *maint_main(void *arg)
 {
 	etcd *b = arg;
@@ -1956,8 +1905,9 @@ static void *maint_main(void *arg)
 		pthread_mutex_unlock(&b->mu);
 
 		rev = from_etcd(b, __atomic_load_n(&b->pub, __ATOMIC_ACQUIRE));
-		record_sample(b, rev);
-		target = auto_target(b, rev);
+		store_autocompact_sample(&b->ac, rev);
+		target = store_autocompact_target(&b->ac, rev,
+						  store_compact_revision(b->s));
 		if (target) {
 			json_t *j = NULL;
 			int rc = ecall(b, "/v3/kv/compaction",
@@ -1974,6 +1924,7 @@ static void *maint_main(void *arg)
 		}
 		if (probe) {
 			probe_compact(b);
+			refresh_db_size(b);
 			last_probe = now_ms();
 		}
 		pthread_mutex_lock(&b->mu);
@@ -2008,7 +1959,7 @@ static void e_free(etcd *b)
 	free(b->cert_file);
 	free(b->key_file);
 	free(b->waiting);
-	free(b->samples);
+	store_autocompact_free(&b->ac);
 	store_events_free(b->hc, b->hc_n);
 	pthread_mutex_destroy(&b->hc_mu);
 	pthread_mutex_destroy(&b->pool_mu);
@@ -2081,8 +2032,6 @@ int store_etcd_open(store *s, const store_options *o, void **bctx, char *errbuf,
 	b->timeout_ms =
 	    o->etcd_timeout_ms ? o->etcd_timeout_ms : DEFAULT_TIMEOUT_MS;
 	b->off = o->etcd_revision_offset;
-	b->hist_revs = o->history_revisions;
-	b->hist_secs = o->history_seconds;
 	rc = parse_endpoints(o->etcd_endpoints, &b->eps, &b->neps, errbuf,
 			     errlen);
 	if (rc)
@@ -2094,12 +2043,9 @@ int store_etcd_open(store *s, const store_options *o, void **bctx, char *errbuf,
 	if (b->hdrs)
 		b->hdrs = curl_slist_append(b->hdrs, "Expect:");
 	b->multi = curl_multi_init();
-	if (b->hist_secs > 0) {
-		b->samples_cap = (size_t)b->hist_secs + 2;
-		b->samples = calloc(b->samples_cap, sizeof(*b->samples));
-	}
-	if (rc == 0 &&
-	    (!b->hdrs || !b->multi || (b->hist_secs > 0 && !b->samples)))
+	if (rc == 0 && (!b->hdrs || !b->multi ||
+			store_autocompact_init(&b->ac, o->history_revisions,
+					       o->history_seconds)))
 		rc = STORE_ENOMEM;
 	if (rc)
 		goto fail;
@@ -2127,10 +2073,11 @@ int store_etcd_open(store *s, const store_options *o, void **bctx, char *errbuf,
 	b->pub = head;
 	b->wstart = head + 1;
 	probe_compact(b);
+	refresh_db_size(b);
 	store_set_initial(
 	    s, from_etcd(b, head),
 	    from_etcd(b, b->compact_e > b->off ? b->compact_e : 0));
-	record_sample(b, from_etcd(b, head));
+	store_autocompact_sample(&b->ac, from_etcd(b, head));
 	b->lasterr[0] = '\0';
 	if (pthread_create(&b->io, NULL, io_main, b) != 0) {
 		rc = STORE_ENOMEM;

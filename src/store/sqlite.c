@@ -128,11 +128,6 @@ typedef struct lease {
 	int64_t expires_ms; /* CLOCK_MONOTONIC; INT64_MAX while revoking */
 } lease;
 
-typedef struct time_sample {
-	int64_t sec; /* CLOCK_MONOTONIC seconds */
-	int64_t rev; /* newest revision committed by then */
-} time_sample;
-
 typedef struct sq {
 	store *s;
 	char *dir;
@@ -157,9 +152,7 @@ typedef struct sq {
 	size_t nleases, leases_cap;
 	int64_t next_lease_id;
 
-	int64_t hist_revs, hist_secs;
-	time_sample *samples; /* circular, hist_secs + 2 */
-	size_t nsamples, samples_head, samples_cap;
+	store_autocompact ac;
 	int64_t last_tick_ms;
 
 	pthread_mutex_t pool_mu;
@@ -1007,30 +1000,6 @@ static int apply_req(sq *b, batch *bt, store_req *r)
 	return 0;
 }
 
-static void record_sample(sq *b, int64_t rev)
-{
-	int64_t sec = now_ms() / 1000;
-	time_sample *last;
-
-	if (!b->samples_cap)
-		return;
-	if (b->nsamples) {
-		last = &b->samples[(b->samples_head + b->nsamples - 1) %
-				   b->samples_cap];
-		if (last->sec == sec) {
-			last->rev = rev;
-			return;
-		}
-	}
-	if (b->nsamples == b->samples_cap) {
-		b->samples_head = (b->samples_head + 1) % b->samples_cap;
-		b->nsamples--;
-	}
-	b->samples[(b->samples_head + b->nsamples) % b->samples_cap] =
-	    (time_sample){sec, rev};
-	b->nsamples++;
-}
-
 /* Run one group commit over reqs and complete each of them. */
 static void run_batch(sq *b, struct store_req_list *reqs)
 {
@@ -1072,7 +1041,7 @@ static void run_batch(sq *b, struct store_req_list *reqs)
 			store_set_compact_revision(b->s, bt.compact_rev);
 		}
 		b->rev = bt.rev;
-		record_sample(b, bt.rev);
+		store_autocompact_sample(&b->ac, bt.rev);
 		store_publish(b->s, bt.ev, bt.nev, bt.rev);
 	}
 	free(bt.granted);
@@ -1129,29 +1098,6 @@ static int64_t expire_leases(sq *b, struct store_req_list *out)
 	}
 	pthread_mutex_unlock(&b->lease_mu);
 	return next;
-}
-
-/* The revision automatic compaction should compact to now (0: none). */
-static int64_t auto_compact_target(sq *b)
-{
-	int64_t target = 0, cutoff;
-
-	if (b->hist_revs > 0 && b->rev - b->hist_revs + 1 > target)
-		target = b->rev - b->hist_revs + 1;
-	if (b->hist_secs > 0) {
-		cutoff = now_ms() / 1000 - b->hist_secs;
-		for (size_t i = b->nsamples; i-- > 0;) {
-			time_sample *t =
-			    &b->samples[(b->samples_head + i) % b->samples_cap];
-
-			if (t->sec <= cutoff) {
-				if (t->rev > target)
-					target = t->rev;
-				break;
-			}
-		}
-	}
-	return target > b->compact_rev && target <= b->rev ? target : 0;
 }
 
 /* One row of a reclaim window. */
@@ -1266,7 +1212,8 @@ static void *committer(void *arg)
 		STAILQ_INIT(&reqs);
 		wait_ms = expire_leases(b, &reqs);
 		if (now - b->last_tick_ms >= TICK_MS) {
-			int64_t target = auto_compact_target(b);
+			int64_t target = store_autocompact_target(
+			    &b->ac, b->rev, b->compact_rev);
 
 			b->last_tick_ms = now;
 			if (target && (r = internal_req(STORE_REQ_COMPACT,
@@ -1349,7 +1296,7 @@ static void sq_free(sq *b)
 	pthread_mutex_destroy(&b->pool_mu);
 	pthread_cond_destroy(&b->pool_cv);
 	free(b->leases);
-	free(b->samples);
+	store_autocompact_free(&b->ac);
 	free(b->dir);
 	free(b->path);
 	free(b);
@@ -1508,8 +1455,6 @@ int store_sqlite_open(store *s, const store_options *o, void **bctx,
 	b->s = s;
 	b->lockfd = -1;
 	b->max_batch = o->max_batch ? o->max_batch : 1024;
-	b->hist_revs = o->history_revisions;
-	b->hist_secs = o->history_seconds;
 	STAILQ_INIT(&b->queue);
 	pthread_mutex_init(&b->mu, NULL);
 	pthread_mutex_init(&b->lease_mu, NULL);
@@ -1526,13 +1471,10 @@ int store_sqlite_open(store *s, const store_options *o, void **bctx,
 		rc = STORE_ENOMEM;
 		goto fail;
 	}
-	if (b->hist_secs > 0) {
-		b->samples_cap = (size_t)b->hist_secs + 2;
-		b->samples = calloc(b->samples_cap, sizeof(*b->samples));
-		if (!b->samples) {
-			rc = STORE_ENOMEM;
-			goto fail;
-		}
+	if (store_autocompact_init(&b->ac, o->history_revisions,
+				   o->history_seconds)) {
+		rc = STORE_ENOMEM;
+		goto fail;
 	}
 	rc = make_dir(b->dir, errbuf, errlen);
 	if (rc == 0)
@@ -1545,7 +1487,7 @@ int store_sqlite_open(store *s, const store_options *o, void **bctx,
 		goto fail;
 	sync_dir(b->dir);
 	store_set_initial(s, b->rev, b->compact_rev);
-	record_sample(b, b->rev);
+	store_autocompact_sample(&b->ac, b->rev);
 	b->last_tick_ms = now_ms();
 	if (pthread_create(&b->thread, NULL, committer, b) != 0) {
 		store_errf(errbuf, errlen, "cannot start the store thread");

@@ -77,6 +77,82 @@ void store_options_init(store_options *o)
 	o->max_batch = 1024;
 }
 
+/* ---- automatic compaction's bookkeeping ------------------------------ */
+
+static int64_t mono_sec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
+int store_autocompact_init(store_autocompact *a, int64_t revs, int64_t secs)
+{
+	memset(a, 0, sizeof(*a));
+	a->revs = revs;
+	a->secs = secs;
+	if (secs > 0) {
+		a->cap = (size_t)secs + 2;
+		a->samples = calloc(a->cap, sizeof(*a->samples));
+		if (!a->samples)
+			return STORE_ENOMEM;
+	}
+	return 0;
+}
+
+void store_autocompact_free(store_autocompact *a)
+{
+	free(a->samples);
+	memset(a, 0, sizeof(*a));
+}
+
+void store_autocompact_sample(store_autocompact *a, int64_t rev)
+{
+	int64_t sec = mono_sec();
+	struct store_time_sample *last;
+
+	if (!a->cap)
+		return;
+	if (a->n) {
+		last = &a->samples[(a->head + a->n - 1) % a->cap];
+		if (last->sec == sec) {
+			last->rev = rev;
+			return;
+		}
+	}
+	if (a->n == a->cap) {
+		a->head = (a->head + 1) % a->cap;
+		a->n--;
+	}
+	a->samples[(a->head + a->n) % a->cap] =
+	    (struct store_time_sample){sec, rev};
+	a->n++;
+}
+
+int64_t store_autocompact_target(const store_autocompact *a, int64_t rev,
+				 int64_t compact_rev)
+{
+	int64_t target = 0, cutoff;
+
+	if (a->revs > 0 && rev - a->revs + 1 > target)
+		target = rev - a->revs + 1;
+	if (a->secs > 0) {
+		cutoff = mono_sec() - a->secs;
+		for (size_t i = a->n; i-- > 0;) {
+			const struct store_time_sample *t =
+			    &a->samples[(a->head + i) % a->cap];
+
+			if (t->sec <= cutoff) {
+				if (t->rev > target)
+					target = t->rev;
+				break;
+			}
+		}
+	}
+	return target > compact_rev && target <= rev ? target : 0;
+}
+
 /* ---- keys, kvs, events ----------------------------------------------- */
 
 char *store_prefix_end(const char *prefix)

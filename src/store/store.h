@@ -171,12 +171,13 @@ int64_t store_revision(store *s);
 int64_t store_compact_revision(store *s);
 
 /* Size of the database files in bytes (database + WAL), for metrics.
- * etcd: the size of the answering member's database file (dbSize); 0 when
- * it cannot be asked. */
+ * etcd: the size of a member's database file (dbSize) as asked every 2 s
+ * in the background (never waits for etcd). */
 int64_t store_db_size(store *s);
 
-/* The backend's newest revision, asked of it now: with etcd, a
- * linearizable read of the cluster's revision, which may be ahead of
+/* The backend's newest revision, asked of it now (with etcd this waits
+ * for an answer, up to etcd_timeout_ms): a linearizable read of the
+ * cluster's revision, which may be ahead of
  * store_revision() while the events in between are still on their way (a
  * server that has seen everything up to it can serve a consistent read).
  * sqlite: store_revision(). Errors: STORE_EUNAVAIL. */

@@ -132,6 +132,27 @@ void store_set_initial(store *s, int64_t rev, int64_t compact_rev);
 /* Called by a backend when the compact revision moves forward. */
 void store_set_compact_revision(store *s, int64_t rev);
 
+/* Automatic compaction's bookkeeping, shared by the backends: the newest
+ * revision seen in each second (for history_seconds), and the target. */
+typedef struct store_autocompact {
+	int64_t revs, secs; /* history_revisions, history_seconds */
+	struct store_time_sample {
+		int64_t sec; /* CLOCK_MONOTONIC seconds */
+		int64_t rev; /* newest revision committed by then */
+	} * samples;	     /* circular, secs + 2 */
+	size_t n, head, cap;
+} store_autocompact;
+
+/* 0 or STORE_ENOMEM. */
+int store_autocompact_init(store_autocompact *a, int64_t revs, int64_t secs);
+void store_autocompact_free(store_autocompact *a);
+/* Note that revision rev is committed now. */
+void store_autocompact_sample(store_autocompact *a, int64_t rev);
+/* The revision to compact to now, at revision rev with compact revision
+ * compact_rev (0: none). */
+int64_t store_autocompact_target(const store_autocompact *a, int64_t rev,
+				 int64_t compact_rev);
+
 /* Backends. */
 int store_sqlite_open(store *s, const store_options *o, void **bctx,
 		      char *errbuf, size_t errlen);
