@@ -328,9 +328,18 @@ int store_parse_url(const char *url, store_options *o, char *err, size_t errlen)
 
 /* ---- the backend's state ----------------------------------------- */
 
-/* A request on its way through the I/O thread. */
+/* A caller of store_current_revision_async. */
+typedef struct revwait {
+	store_rev_cb cb;
+	void *arg;
+	struct revwait *next;
+} revwait;
+
+/* A request on its way through the I/O thread: a store_req, or (r NULL)
+ * the read of the current revision for the callers in revs. */
 typedef struct ereq {
 	store_req *r;
+	revwait *revs;
 	CURL *h;
 	char *body;
 	size_t body_len;
@@ -370,7 +379,9 @@ typedef struct etcd {
 	LIST_HEAD(, ereq) inflight; /* I/O thread only, and the rest below */
 	size_t ninflight, max_conns;
 	struct store_req_list pending; /* taken from queue, not sent yet */
-	ereq **waiting;		       /* min-heap on wait_rev */
+	revwait *revq;	   /* under mu: asked since the last read went out */
+	bool rev_inflight; /* a read of the current revision is out */
+	ereq **waiting;	   /* min-heap on wait_rev */
 	size_t nwaiting, waitcap;
 	int64_t pub; /* newest etcd revision published (atomic for readers) */
 	CURL *wh;    /* the watch stream, NULL while down */
@@ -1087,6 +1098,49 @@ static void ereq_start(etcd *b, store_req *r)
 	}
 }
 
+/* Answer the callers of a read of the current revision, and free it. */
+static void revs_done(etcd *b, ereq *e, int err, int64_t rev_e)
+{
+	revwait *w = e->revs, *nx;
+
+	for (; w; w = nx) {
+		nx = w->next;
+		w->cb(err, err ? 0 : from_etcd(b, rev_e), w->arg);
+		free(w);
+	}
+	b->rev_inflight = false;
+	if (e->h)
+		curl_easy_cleanup(e->h);
+	free(e->body);
+	buf_free(&e->resp);
+	free(e);
+}
+
+/* Send one read of the current revision for every caller in revs. */
+static void revs_start(etcd *b, revwait *revs)
+{
+	static const char body[] =
+	    "{\"key\":\"" B64_NUL "\",\"count_only\":true}";
+	ereq *e = calloc(1, sizeof(*e));
+
+	b->rev_inflight = true;
+	if (!e) {
+		for (revwait *w = revs, *nx; w; w = nx) {
+			nx = w->next;
+			w->cb(STORE_ENOMEM, 0, w->arg);
+			free(w);
+		}
+		b->rev_inflight = false;
+		return;
+	}
+	e->revs = revs;
+	e->path = "/v3/kv/range";
+	e->body = strdup(body);
+	e->body_len = sizeof body - 1;
+	if (!e->body || ereq_send(b, e) != 0)
+		revs_done(b, e, STORE_ENOMEM, 0);
+}
+
 /* A request's HTTP call is over. */
 static void ereq_finished(etcd *b, ereq *e, CURLcode cc)
 {
@@ -1098,14 +1152,19 @@ static void ereq_finished(etcd *b, ereq *e, CURLcode cc)
 	LIST_REMOVE(e, link);
 	b->ninflight--;
 	curl_easy_getinfo(e->h, CURLINFO_RESPONSE_CODE, &status);
-
 	curl_multi_remove_handle(b->multi, e->h);
-	rc = call_result(b, e->ep, "", cc, e->errbuf, status, &e->resp, &j);
+	rc =
+	    call_result(b, e->ep, e->path, cc, e->errbuf, status, &e->resp, &j);
 	if (rc == STORE_EUNAVAIL) {
 		next_ep(b, e->ep);
-		if (not_sent(cc) && (size_t)e->tries < b->neps &&
+		if ((!r || not_sent(cc)) && (size_t)e->tries < b->neps &&
 		    ereq_send(b, e) == 0)
 			return;
+	}
+	if (!r) {
+		revs_done(b, e, rc, rc == 0 ? header_rev(j) : 0);
+		json_decref(j);
+		return;
 	}
 	r->err = rc;
 	if (rc == 0) {
@@ -1366,6 +1425,7 @@ static void *io_main(void *arg)
 {
 	etcd *b = arg;
 	int64_t close_deadline = 0;
+	revwait *unasked;
 
 	for (;;) {
 		store_req *r;
@@ -1373,10 +1433,18 @@ static void *io_main(void *arg)
 		int running, left;
 		bool closing;
 
+		revwait *revs = NULL;
+
 		pthread_mutex_lock(&b->mu);
 		STAILQ_CONCAT(&b->pending, &b->queue);
 		closing = b->closing;
+		if (!b->rev_inflight) {
+			revs = b->revq;
+			b->revq = NULL;
+		}
 		pthread_mutex_unlock(&b->mu);
+		if (revs)
+			revs_start(b, revs);
 		/* No more at once than there are connections: a request's
 		 * timeout then counts from when it is sent. */
 		while (b->ninflight < b->max_conns &&
@@ -1387,7 +1455,7 @@ static void *io_main(void *arg)
 		if (closing && !close_deadline)
 			close_deadline = now_ms() + b->timeout_ms + 1000;
 		if (closing && ((LIST_EMPTY(&b->inflight) && !b->nwaiting &&
-				 STAILQ_EMPTY(&b->pending)) ||
+				 STAILQ_EMPTY(&b->pending) && !revs) ||
 				now_ms() > close_deadline))
 			break;
 		if (!b->wh && now_ms() >= b->wretry_at)
@@ -1423,6 +1491,11 @@ static void *io_main(void *arg)
 		ereq *e = LIST_FIRST(&b->inflight);
 
 		LIST_REMOVE(e, link);
+		curl_multi_remove_handle(b->multi, e->h);
+		if (!e->r) {
+			revs_done(b, e, STORE_ECLOSED, 0);
+			continue;
+		}
 		e->r->err = STORE_ECLOSED;
 		store_req_done(e->r);
 		ereq_free(b, e);
@@ -1432,6 +1505,15 @@ static void *io_main(void *arg)
 	STAILQ_CONCAT(&b->pending, &b->queue);
 	pthread_mutex_unlock(&b->mu);
 	fail_all(b, &b->pending);
+	pthread_mutex_lock(&b->mu);
+	unasked = b->revq;
+	b->revq = NULL;
+	pthread_mutex_unlock(&b->mu);
+	for (revwait *nx; unasked; unasked = nx) {
+		nx = unasked->next;
+		unasked->cb(STORE_ECLOSED, 0, unasked->arg);
+		free(unasked);
+	}
 	return NULL;
 }
 
@@ -1507,6 +1589,29 @@ static int probe_rev(etcd *b, int64_t rev_e, int64_t *head)
 	if (rc == 0 && head)
 		*head = header_rev(j);
 	json_decref(j);
+	return rc;
+}
+
+static int e_current_revision_async(void *be, store_rev_cb cb, void *arg)
+{
+	etcd *b = be;
+	revwait *w = malloc(sizeof(*w));
+	int rc = 0;
+
+	if (!w)
+		return STORE_ENOMEM;
+	w->cb = cb;
+	w->arg = arg;
+	pthread_mutex_lock(&b->mu);
+	if (b->closing) {
+		rc = STORE_ECLOSED;
+		free(w);
+	} else {
+		w->next = b->revq;
+		b->revq = w;
+		curl_multi_wakeup(b->multi);
+	}
+	pthread_mutex_unlock(&b->mu);
 	return rc;
 }
 
@@ -2110,5 +2215,6 @@ const store_backend store_etcd_backend = {
     .db_size = e_db_size,
     .close = e_close,
     .current_revision = e_current_revision,
+    .current_revision_async = e_current_revision_async,
     .last_error = e_last_error,
 };

@@ -398,6 +398,20 @@ int store_current_revision(store *s, int64_t *rev)
 	return 0;
 }
 
+int store_current_revision_async(store *s, store_rev_cb cb, void *arg)
+{
+	int64_t rev = 0;
+	int rc;
+
+	if (!cb)
+		return STORE_EINVAL;
+	if (s->be->current_revision_async)
+		return s->be->current_revision_async(s->bctx, cb, arg);
+	rc = store_current_revision(s, &rev);
+	cb(rc, rev, arg);
+	return 0;
+}
+
 void store_last_error(store *s, char *buf, size_t len)
 {
 	if (len == 0)

@@ -183,6 +183,17 @@ int64_t store_db_size(store *s);
  * sqlite: store_revision(). Errors: STORE_EUNAVAIL. */
 int store_current_revision(store *s, int64_t *rev);
 
+/* As store_current_revision, without blocking: cb runs once, on a store
+ * thread (sqlite: at once, on the caller's thread), with 0 and the
+ * revision or with an error. The revision is read after the call, so a
+ * server that serves a read once store_revision() has reached it reads
+ * consistently. Calls made while one etcd request is out share the next
+ * one: a server may ask for every read it serves. cb must not block.
+ * Returns 0 (cb will run) or an error such as STORE_ECLOSED (it will
+ * not). */
+typedef void (*store_rev_cb)(int err, int64_t rev, void *arg);
+int store_current_revision_async(store *s, store_rev_cb cb, void *arg);
+
 /* The backend's last error in words (which etcd endpoint failed, and how),
  * into buf; "" if there was none. For logs and health checks. */
 void store_last_error(store *s, char *buf, size_t len);

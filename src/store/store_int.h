@@ -103,6 +103,7 @@ typedef struct store_backend {
 	void (*close)(void *be);
 	/* Optional (NULL: store_revision, and no message). */
 	int (*current_revision)(void *be, int64_t *rev);
+	int (*current_revision_async)(void *be, store_rev_cb cb, void *arg);
 	void (*last_error)(void *be, char *buf, size_t len);
 } store_backend;
 

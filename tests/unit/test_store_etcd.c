@@ -344,6 +344,76 @@ static void test_frozen_etcd(void **state)
 	store_watch_close(w);
 }
 
+/* ---- store_current_revision_async --------------------------------------- */
+
+typedef struct revs_seen {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int calls, errs;
+	int64_t min_rev;
+} revs_seen;
+
+static void rev_cb(int err, int64_t rev, void *arg)
+{
+	revs_seen *r = arg;
+
+	pthread_mutex_lock(&r->mu);
+	r->calls++;
+	if (err)
+		r->errs++;
+	else if (r->min_rev < 0 || rev < r->min_rev)
+		r->min_rev = rev;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+}
+
+static void test_current_revision_async(void **state)
+{
+	fx *f = *state;
+	revs_seen r = {.min_rev = -1};
+	int64_t rev, t0;
+	int n = 1000;
+
+	pthread_mutex_init(&r.mu, NULL);
+	pthread_cond_init(&r.cv, NULL);
+	f->s = open_etcd(f->dir, NULL);
+	f->s2 = open_etcd(f->dir, NULL);
+	/* Written through another store: this one may not have seen it
+	 * yet, but every answer asked for afterwards is at least it. */
+	rev = put_str(f->s2, "rev/a", "1");
+	t0 = now_ms();
+	for (int i = 0; i < n; i++)
+		assert_int_equal(store_current_revision_async(f->s, rev_cb, &r),
+				 0);
+	pthread_mutex_lock(&r.mu);
+	while (r.calls < n && now_ms() - t0 < 10000) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&r.cv, &r.mu, &ts);
+	}
+	assert_int_equal(r.calls, n);
+	assert_int_equal(r.errs, 0);
+	assert_true(r.min_rev >= rev);
+	pthread_mutex_unlock(&r.mu);
+	/* Shared requests: 1000 answers in far less than 1000 round trips
+	 * would take on a loaded machine. */
+	print_message("1000 current-revision reads answered in %lld ms\n",
+		      (long long)(now_ms() - t0));
+
+	/* Callers still waiting at close are answered, once. */
+	r.calls = 0;
+	for (int i = 0; i < 50; i++)
+		assert_int_equal(store_current_revision_async(f->s, rev_cb, &r),
+				 0);
+	store_close(f->s);
+	f->s = NULL;
+	assert_int_equal(r.calls, 50);
+	pthread_cond_destroy(&r.cv);
+	pthread_mutex_destroy(&r.mu);
+}
+
 /* ---- two stores, one etcd ----------------------------------------------- */
 
 static void test_two_stores(void **state)
@@ -659,7 +729,7 @@ int main(int argc, char **argv)
 	    T(test_parse_url),		 T(test_unreachable),
 	    T(test_failover_dead_first), T(test_two_stores),
 	    T(test_frozen_etcd),	 T(test_member_dies),
-	    T(test_tls_refused),
+	    T(test_tls_refused),	 T(test_current_revision_async),
 	};
 #undef T
 
