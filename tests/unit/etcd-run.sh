@@ -20,7 +20,12 @@ if [ ! -x "$ETCD_BIN" ]; then
 fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/sb-etcd-XXXXXX")
+watchdog=
 cleanup() {
+	if [ -n "$watchdog" ]; then
+		kill "$watchdog" 2>/dev/null
+		{ wait "$watchdog"; } 2>/dev/null
+	fi
 	etcd_cluster_stop
 	rm -rf "$tmp"
 }
@@ -36,6 +41,15 @@ pids=$(
 	IFS=,
 	echo "${ETCD_PIDS[*]}"
 )
+# If this script is killed outright (a test runner's timeout), stop etcd
+# all the same: a watchdog that outlives it only by a second.
+(
+	trap - EXIT
+	while kill -0 $$ 2>/dev/null; do sleep 1; done
+	etcd_cluster_stop
+	rm -rf "$tmp"
+) </dev/null >/dev/null 2>&1 &
+watchdog=$!
 echo "etcd-run: etcd ${ETCD_ENDPOINTS} (pids $pids)"
 SB_TEST_ETCD=$ETCD_ENDPOINTS SB_TEST_ETCD_PIDS=$pids \
 	SB_TEST_ETCD_CA=$ETCD_CA SB_TEST_ETCD_CERT=$ETCD_CERT \
