@@ -73,7 +73,9 @@ typedef struct net {
 	/* lease and status */
 	req lease, status;
 	long long next_lease, next_status;
-	char *status_sent; /* the last report the server took */
+	int lease_failing;     /* renewals failed in a row */
+	uint64_t saved_serial; /* of the map the parent stored */
+	char *status_sent;     /* the last report the server took */
 } net;
 
 static long long now_ms(void)
@@ -182,33 +184,39 @@ static void status_message(const char *body, char *out, size_t n)
 
 /* ---- the parent ------------------------------------------------------- */
 
+/* Hand a changed map to the parent to enforce (when dirty), and to store
+ * (when its content or its serial moved: a stored serial that lags makes
+ * the next start get a snapshot instead of RESUMED). */
 static int push_config(net *a)
 {
 	char *text, *ans = NULL, *frame;
 	dpc c;
 	int r;
 
-	if ((r = dpc_from_amap(&a->map, &c)))
-		return r;
-	text = dpc_encode(&c);
-	dpc_free(&c);
-	if (!text)
-		return -ENOMEM;
-	r = ipc_call(a->fd, IPC_CONFIG, text, strlen(text), &ans);
-	free(text);
-	if (r == -EREMOTEIO)
-		alog(ALOG_ERROR, "the privileged half refused the map: %s",
-		     ans);
-	free(ans);
-	if (r && r != -EREMOTEIO)
-		return r;
-	a->dirty = false;
+	if (a->dirty) {
+		if ((r = dpc_from_amap(&a->map, &c)))
+			return r;
+		text = dpc_encode(&c);
+		dpc_free(&c);
+		if (!text)
+			return -ENOMEM;
+		r = ipc_call(a->fd, IPC_CONFIG, text, strlen(text), &ans);
+		free(text);
+		if (r == -EREMOTEIO)
+			alog(ALOG_ERROR,
+			     "the privileged half refused the map: %s", ans);
+		free(ans);
+		if (r && r != -EREMOTEIO)
+			return r;
+		a->dirty = false;
+	}
 	frame = amap_to_frame(&a->map);
 	if (frame) {
 		r = ipc_call(a->fd, IPC_MAP, frame, strlen(frame), NULL);
 		free(frame);
 		if (r && r != -EREMOTEIO)
 			return r;
+		a->saved_serial = a->map.serial;
 	}
 	return 0;
 }
@@ -462,6 +470,11 @@ static void watch_start(net *a)
 	if (a->resume && a->map.valid)
 		snprintf(path + n, sizeof(path) - (size_t)n, "&serial=%llu",
 			 (unsigned long long)a->map.serial);
+	else
+		/* not resuming: the first frame must be a SNAPSHOT. The map
+		 * keeps its content (it is what the kernel enforces) but a
+		 * DELTA or RESUMED cannot apply to it any more. */
+		a->map.valid = false;
 	if (req_init(a, &a->watch, "GET", path, NULL, NULL, false)) {
 		a->next_connect = now_ms() + 1000;
 		return;
@@ -542,9 +555,17 @@ static void lease_done(net *a, CURLcode cc)
 		a->revoked = true;
 	} else if (cc != CURLE_OK || code != 200) {
 		status_message(strbuf_str(&a->lease.in), msg, sizeof(msg));
-		alog(ALOG_WARN, "renewing the lease %s: %s", a->cred.lease,
-		     cc != CURLE_OK ? curl_easy_strerror(cc) : msg);
+		/* said once, not every second while the server is away */
+		if (!a->lease_failing++)
+			alog(ALOG_WARN,
+			     "renewing the lease %s: %s; retrying every second",
+			     a->cred.lease,
+			     cc != CURLE_OK ? curl_easy_strerror(cc) : msg);
 		every = 1000;
+	} else if (a->lease_failing) {
+		alog(ALOG_INFO, "lease %s renewed again after %d failures",
+		     a->cred.lease, a->lease_failing);
+		a->lease_failing = 0;
 	}
 	req_free(a, &a->lease);
 	a->next_lease = now_ms() + (every > 500 ? every : 500);
@@ -696,6 +717,7 @@ static int receive_start(net *a)
 		} else {
 			a->resume = true;
 			a->dirty = true;
+			a->saved_serial = a->map.serial;
 		}
 	}
 	free(body);
@@ -731,7 +753,9 @@ static int loop(net *a)
 			else if (r == &a->status)
 				status_done(a, m->data.result);
 		}
-		if (a->dirty && a->map.valid && push_config(a))
+		if (a->map.valid &&
+		    (a->dirty || a->map.serial != a->saved_serial) &&
+		    push_config(a))
 			return 1;
 		if (a->revoked) {
 			alog(ALOG_ERROR,
