@@ -28,6 +28,19 @@
  * published revision + 1, on the next endpoint if the member is gone; a
  * stream that stays silent while writes wait for it is reopened too.
  *
+ * Requests. A txn of one unconditional put or delete goes to /v3/kv/put or
+ * /v3/kv/deleterange (the gateway decodes those about twice as fast as a
+ * txn); everything else is one /v3/kv/txn. At most MAX_CONNS requests are
+ * out at once, each on its own keep-alive connection; the rest queue in
+ * the I/O thread, so a request's timeout counts from when it is sent.
+ * store_current_revision_async callers share reads: one read goes out at a
+ * time, and answers every caller that asked before it was sent.
+ *
+ * History (events older than the store's ring) is read with a watch that
+ * starts in the past. etcd serves such a watch only at its next sync (up to
+ * 100 ms later), so the last window read is kept and serves the repeated
+ * calls of a watcher catching up.
+ *
  * Failover: every request goes to the current endpoint. One that cannot be
  * connected to moves the current endpoint on and is retried there (it was
  * never sent). A request that was sent but got no answer (timeout, a member
@@ -1234,6 +1247,14 @@ static void publish_events(etcd *b, const json_t *arr)
 
 		for (j = i + 1; j < n && evs[j]->kv.mod_revision == rev; j++)
 			;
+		if (to_etcd(b, rev) <= b->pub) {
+			/* Published already (never expected: the stream
+			 * starts after pub); publishing twice would break
+			 * the ring. */
+			for (size_t k = i; k < j; k++)
+				store_event_unref(evs[k]);
+			continue;
+		}
 		grp = malloc((j - i) * sizeof(*grp));
 		if (!grp) {
 			/* The rest is lost for us: restart from here. */
