@@ -70,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	json_t *ops = json_loadb((const char *)data, size, 0, NULL), *op;
 	mesh *m;
-	mesh_sink sink = {on_frame, on_router, NULL};
+	mesh_sink sink = {on_frame, on_router, NULL, NULL};
 	uint64_t serial = 0;
 	char err[256];
 	size_t i;

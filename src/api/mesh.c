@@ -39,6 +39,7 @@
 #include "mesh/netmap.h"
 #include "security/token.h"
 #include "util/smap.h"
+#include "util/strbuf.h"
 #include "util/timefmt.h"
 
 #define MESH_GROUP   "mesh.signalbox.dev"
@@ -607,24 +608,17 @@ static void on_claim(cache_event *e, void *arg)
 /* ---- flush: frames to streams, routers to status ------------------------ */
 
 static void sink_frame(void *sub, const char *ns, const char *name,
-		       const json_t *frame, void *arg)
+		       const char *line, size_t len, void *arg)
 {
 	pstate *p = sub;
-	char *s;
 
 	(void)ns;
 	(void)name;
 	(void)arg;
-	if (!p->streams)
-		return;
-	s = json_dumps(frame, JSON_COMPACT);
-	if (!s)
-		return;
 	for (mstream *st = p->streams, *nx; st; st = nx) {
 		nx = st->next;
-		stream_send(st, s, strlen(s));
+		stream_send(st, line, len);
 	}
-	free(s);
 }
 
 static void sink_router(const char *ns, const char *route, const char *active,
@@ -648,7 +642,7 @@ static void sink_router(const char *ns, const char *route, const char *active,
 static void on_flush(evutil_socket_t fd, short what, void *arg)
 {
 	struct api_mesh *m = arg;
-	mesh_sink sink = {sink_frame, sink_router, m};
+	mesh_sink sink = {NULL, sink_router, m, sink_frame};
 	uint64_t rev = (uint64_t)cache_revision(m->a->cache);
 
 	(void)fd;
@@ -1186,26 +1180,14 @@ static void on_stream_close(struct evhttp_connection *c, void *arg)
 	stream_end(s);
 }
 
-static json_t *whole_map(struct api_mesh *m, const char *ns, const char *name)
-{
-	json_t *map = mesh_map(m->model, ns, name);
-	if (!map)
-		return NULL;
-	json_object_set_new(map, "apiVersion", json_string(MESH_API));
-	json_object_set_new(map, "kind", json_string("NetworkMap"));
-	json_object_set_new(
-	    map, "serial",
-	    json_integer((json_int_t)mesh_map_serial(m->model, ns, name)));
-	return map;
-}
-
 void api_mesh_networkmap(api_req *r)
 {
 	struct api_mesh *m = r->srv->mesh;
 	pstate *p;
 	mstream *s;
-	json_t *map;
+	strbuf b = {0};
 	const char *serial = api_query(r, "serial");
+	uint64_t cur;
 
 	if (r->verb != VERB_GET) {
 		api_fail(r, 405, "MethodNotAllowed", NULL,
@@ -1214,21 +1196,41 @@ void api_mesh_networkmap(api_req *r)
 	}
 	on_flush(-1, 0, m); /* answer with every change so far */
 	p = pstate_get(m, r->ns, r->name, false);
-	map = p ? whole_map(m, r->ns, r->name) : NULL;
-	if (!map || p->expired) {
-		json_decref(map);
+	if (!p || p->expired || !mesh_map_serial(m->model, r->ns, r->name)) {
 		api_fail(r, 404, "NotFound", api_details(r, r->name),
 			 "peers.%s \"%s\" not found%s", MESH_GROUP, r->name,
 			 p && p->expired ? " (it expired)" : "");
 		return;
 	}
+	cur = mesh_map_serial(m->model, r->ns, r->name);
+	/* The map is written as text straight from the model. */
 	if (!api_query_bool(r, "watch")) {
-		api_reply_json(r, 200, map);
+		strbuf mt = {0};
+		if (mesh_map_text(m->model, r->ns, r->name, &mt) || mt.oom) {
+			free(mt.p);
+			api_fail(r, 500, "InternalError", NULL,
+				 "out of memory");
+			return;
+		}
+		/* {"apiVersion", "kind", "serial", then the map's fields. */
+		strbuf_printf(&b,
+			      "{\"apiVersion\":\"%s\",\"kind\":\"NetworkMap\","
+			      "\"serial\":%llu,",
+			      MESH_API, (unsigned long long)cur);
+		strbuf_putn(&b, mt.p + 1, mt.len - 1);
+		free(mt.p);
+		if (b.oom) {
+			free(b.p);
+			api_fail(r, 500, "InternalError", NULL,
+				 "out of memory");
+			return;
+		}
+		api_reply(r, 200, "application/json", b.p, b.len);
+		free(b.p);
 		return;
 	}
 	s = calloc(1, sizeof(*s));
 	if (!s) {
-		json_decref(map);
 		api_fail(r, 500, "InternalError", NULL, "out of memory");
 		return;
 	}
@@ -1254,24 +1256,20 @@ void api_mesh_networkmap(api_req *r)
 	s->next = p->streams;
 	p->streams = s;
 	mesh_subscribe(m->model, r->ns, r->name, p);
-	json_int_t cur = json_integer_value(json_object_get(map, "serial"));
-	json_t *first;
-	if (serial && *serial && strtoull(serial, NULL, 10) == (uint64_t)cur) {
-		first =
-		    json_pack("{s:s,s:I}", "type", "RESUMED", "serial", cur);
-		json_decref(map);
+	if (serial && *serial && strtoull(serial, NULL, 10) == cur) {
+		strbuf_printf(&b, "{\"type\":\"RESUMED\",\"serial\":%llu}",
+			      (unsigned long long)cur);
 	} else {
-		json_object_del(map, "apiVersion");
-		json_object_del(map, "kind");
-		json_object_del(map, "serial");
-		first = json_pack("{s:s,s:I,s:o}", "type", "SNAPSHOT", "serial",
-				  cur, "map", map);
+		strbuf_printf(&b,
+			      "{\"type\":\"SNAPSHOT\",\"serial\":%llu,"
+			      "\"map\":",
+			      (unsigned long long)cur);
+		mesh_map_text(m->model, r->ns, r->name, &b);
+		strbuf_putc(&b, '}');
 	}
-	char *line = first ? json_dumps(first, JSON_COMPACT) : NULL;
-	json_decref(first);
-	if (line)
-		stream_send(s, line, strlen(line));
-	free(line);
+	if (!b.oom)
+		stream_send(s, b.p, b.len);
+	free(b.p);
 }
 
 /* ---- enrolment ------------------------------------------------------------
@@ -1476,30 +1474,14 @@ static bool enrol_try(api_req *r)
 		goto out;
 	}
 	/* One peer per public key in a namespace. */
-	{
-		char *pre;
-		if (asprintf(&pre, "%s%s/", m->t_peer->key_prefix, ns) < 0)
-			goto oom;
-		for (cache_obj *o = cache_first(m->a->cache, pre);
-		     o && !strncmp(o->key, pre, strlen(pre));
-		     o = cache_next(m->a->cache, o)) {
-			json_t *po = cache_obj_parse(o);
-			const char *k =
-			    jstr(json_object_get(po, "spec"), "publicKey");
-			bool same = k && !strcmp(k, pub);
-			json_decref(po);
-			if (same) {
-				free(pre);
-				api_fail(r, 409, "AlreadyExists", NULL,
-					 "a peer with this public key is "
-					 "already enrolled in namespace %s as "
-					 "%s; use its credential, or delete it "
-					 "first",
-					 ns, o->name);
-				goto out;
-			}
-		}
-		free(pre);
+	const char *holder = mesh_peer_by_key(m->model, ns, pub);
+	if (holder) {
+		api_fail(r, 409, "AlreadyExists", NULL,
+			 "a peer with this public key is already enrolled in "
+			 "namespace %s as %s; use its credential, or delete it "
+			 "first",
+			 ns, holder);
+		goto out;
 	}
 	/* The name: the hostname, or with a suffix when it is taken. */
 	peer_name_of(host, name);

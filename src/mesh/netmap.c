@@ -29,6 +29,7 @@
 
 #include "api/selector.h"
 #include "util/smap.h"
+#include "util/strbuf.h"
 
 /* ---- small containers ------------------------------------------------- */
 
@@ -83,7 +84,8 @@ typedef struct mowner {
 	mlist side[2];
 	/* Policy */
 	bool bidi;
-	json_t *ports; /* normalized [{protocol, from?, to?}] */
+	json_t *ports;	  /* normalized [{protocol, from?, to?}] */
+	char *ports_text; /* and as JSON text */
 	/* Route */
 	char dst[20];	      /* "a.b.c.d/n" */
 	struct mpeer *router; /* router(R), or NULL */
@@ -139,6 +141,8 @@ typedef struct mpeer {
 	size_t ndrules, drules_cap;
 	dsrc *dsrcs;
 	size_t ndsrcs, dsrcs_cap;
+	char *head; /* its map entry's first part (entry_head), or NULL */
+	size_t head_len;
 	struct mpeer *dnext;
 	struct mpeer *anext; /* address index chain */
 	struct mpeer *gnext; /* graveyard */
@@ -157,6 +161,7 @@ typedef struct mns {
 	 * a selector that names no such label (tried on every peer). */
 	smap pidx, oidx;
 	pvec oall;
+	smap keys; /* public key -> a peer that has it */
 } mns;
 
 struct mesh {
@@ -984,6 +989,7 @@ static void peer_free(mpeer *p)
 {
 	if (!p)
 		return;
+	free(p->head);
 	free(p->name);
 	free(p->key);
 	json_decref(p->labels);
@@ -1006,6 +1012,7 @@ static void owner_free(mowner *o)
 	free(o->side[0].v);
 	free(o->side[1].v);
 	json_decref(o->ports);
+	free(o->ports_text);
 	free(o->reported);
 	free(o->ikey[0]);
 	free(o->ikey[1]);
@@ -1044,6 +1051,7 @@ void mesh_free(mesh *m)
 		smap_free(&n->peers);
 		ib_free(&n->pidx);
 		ib_free(&n->oidx);
+		smap_free(&n->keys);
 		pvec_free(&n->oall);
 		free(n->all.v);
 		free(n->abuckets);
@@ -1062,8 +1070,12 @@ void mesh_free(mesh *m)
 
 static void ns_all_full(mesh *m, mns *n)
 {
-	for (size_t i = 0; i < n->all.n; i++)
-		mark_full(m, n->all.v[i]);
+	for (size_t i = 0; i < n->all.n; i++) {
+		mpeer *p = n->all.v[i];
+		free(p->head); /* the domain may have changed */
+		p->head = NULL;
+		mark_full(m, p);
+	}
 }
 
 int mesh_network_set(mesh *m, const char *ns, const char *cidr,
@@ -1187,10 +1199,16 @@ int mesh_peer_set(mesh *m, const mesh_peer_spec *s, char *err, size_t errlen)
 			pidx_update(n, p, false);
 		}
 	}
+	if (p->key && smap_get(&n->keys, p->key) == p)
+		smap_del(&n->keys, p->key);
 	free(p->key);
 	json_decref(p->labels);
 	json_decref(p->endpoints);
+	free(p->head);
+	p->head = NULL;
 	p->key = key;
+	if (key && !smap_get(&n->keys, key))
+		smap_put(&n->keys, p->key, p); /* (out of memory: unindexed) */
 	p->labels = labels;
 	p->endpoints = eps;
 	p->addr = addr;
@@ -1241,6 +1259,8 @@ void mesh_peer_del(mesh *m, const char *ns, const char *name)
 		addr_del(n, p);
 		pidx_update(n, p, false);
 	}
+	if (p->key && smap_get(&n->keys, p->key) == p)
+		smap_del(&n->keys, p->key);
 	smap_del(&n->peers, p->name);
 	mpeer *last = n->all.v[--n->all.n];
 	if (p->ns_idx < n->all.n) {
@@ -1429,9 +1449,11 @@ int mesh_policy_set(mesh *m, const mesh_policy_spec *s, char *err,
 	sel_free(o->sa);
 	sel_free(o->sb);
 	json_decref(o->ports);
+	free(o->ports_text);
 	o->sa = sa;
 	o->sb = sb;
 	o->ports = ports;
+	o->ports_text = json_dumps(ports, JSON_COMPACT);
 	if (rules_changed) {
 		/* Every member's rules from o change (bidirectional also
 		 * adds or drops the reverse rule and its sources). */
@@ -1575,47 +1597,6 @@ static bool visible(const mpeer *p, const mpeer *q)
 	return false;
 }
 
-static char *dns_name(const mpeer *p)
-{
-	char *s;
-	if (asprintf(&s, "%s.%s.%s", p->name, p->ns->name, ns_domain(p->ns)) <
-	    0)
-		return NULL;
-	return s;
-}
-
-static json_t *render_self(const mpeer *p)
-{
-	char a[20], *dns = dns_name(p);
-	json_t *o;
-	fmt_addr(p->addr, a, sizeof a, false);
-	o = json_pack("{s:s, s:s, s:s?, s:s, s:s?, s:s?}", "name", p->name,
-		      "namespace", p->ns->name, "address",
-		      p->has_addr ? a : NULL, "cidr", ns_cidr(p->ns), "dnsName",
-		      dns, "publicKey", p->key);
-	free(dns);
-	return o;
-}
-
-static json_t *render_entry(const mpeer *p, const mpeer *q)
-{
-	char a[24], *dns = dns_name(q);
-	json_t *ips = json_array(), *o;
-	fmt_addr(q->addr, a, sizeof a, true);
-	json_array_append_new(ips, json_string(a));
-	for (size_t i = 0; i < p->nmem; i++) {
-		const mowner *r = p->mem[i].o;
-		if (r->kind == OWN_ROUTE && (p->mem[i].sides & SIDE_A) &&
-		    r->router == q)
-			json_array_append_new(ips, json_string(r->dst));
-	}
-	o = json_pack("{s:s, s:s, s:O, s:o, s:s?, s:b}", "name", q->name,
-		      "publicKey", q->key, "endpoints", q->endpoints,
-		      "allowedIPs", ips, "dnsName", dns, "online", q->online);
-	free(dns);
-	return o;
-}
-
 static bool rule_exists(const mpeer *p, int kind, const mowner *o)
 {
 	uint8_t s;
@@ -1646,33 +1627,205 @@ static char *rule_name(int kind, const char *owner)
 	return rc < 0 ? NULL : s;
 }
 
-static json_t *render_rule(const mpeer *p, int kind, const mowner *o)
+/* A JSON string, quoted and escaped. */
+static void put_jstr(strbuf *b, const char *s)
+{
+	strbuf_putc(b, '"');
+	for (; s && *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\') {
+			strbuf_putc(b, '\\');
+			strbuf_putc(b, (char)c);
+		} else if (c < 0x20) {
+			strbuf_printf(b, "\\u%04x", c);
+		} else {
+			strbuf_putc(b, (char)c);
+		}
+	}
+	strbuf_putc(b, '"');
+}
+
+static void put_addr(strbuf *b, uint32_t a, bool slash32)
+{
+	char s[24];
+	fmt_addr(a, s, sizeof s, slash32);
+	strbuf_puts(b, s);
+}
+
+static void put_dns(strbuf *b, const mpeer *p)
+{
+	strbuf_putc(b, '"');
+	strbuf_puts(b, p->name);
+	strbuf_putc(b, '.');
+	strbuf_puts(b, p->ns->name);
+	strbuf_putc(b, '.');
+	strbuf_puts(b, ns_domain(p->ns));
+	strbuf_putc(b, '"');
+}
+
+/* Parse what a renderer wrote (a new reference; NULL when out of memory). */
+static json_t *parsed(strbuf *b)
+{
+	json_t *j = b->oom ? NULL : json_loadb(b->p, b->len, 0, NULL);
+	free(b->p);
+	return j;
+}
+
+static void text_self(strbuf *b, const mpeer *p)
+{
+	strbuf_puts(b, "{\"name\":");
+	put_jstr(b, p->name);
+	strbuf_puts(b, ",\"namespace\":");
+	put_jstr(b, p->ns->name);
+	strbuf_puts(b, ",\"address\":");
+	if (p->has_addr) {
+		strbuf_putc(b, '"');
+		put_addr(b, p->addr, false);
+		strbuf_putc(b, '"');
+	} else {
+		strbuf_puts(b, "null");
+	}
+	strbuf_puts(b, ",\"cidr\":");
+	put_jstr(b, ns_cidr(p->ns));
+	strbuf_puts(b, ",\"dnsName\":");
+	put_dns(b, p);
+	strbuf_puts(b, ",\"publicKey\":");
+	if (p->key)
+		put_jstr(b, p->key);
+	else
+		strbuf_puts(b, "null");
+	strbuf_putc(b, '}');
+}
+
+/* q's entry up to its first allowed IP: the same in every map, so made
+ * once and kept until q (or its namespace's domain) changes. */
+static const char *entry_head(mpeer *q, size_t *len)
+{
+	if (!q->head) {
+		strbuf b = {0};
+		char *eps = json_dumps(q->endpoints, JSON_COMPACT);
+		strbuf_puts(&b, "{\"name\":");
+		put_jstr(&b, q->name);
+		strbuf_puts(&b, ",\"publicKey\":");
+		put_jstr(&b, q->key);
+		strbuf_puts(&b, ",\"endpoints\":");
+		strbuf_puts(&b, eps ? eps : "[]");
+		strbuf_puts(&b, ",\"dnsName\":");
+		put_dns(&b, q);
+		strbuf_puts(&b, q->online ? ",\"online\":true"
+					  : ",\"online\":false");
+		strbuf_puts(&b, ",\"allowedIPs\":[\"");
+		put_addr(&b, q->addr, true);
+		strbuf_putc(&b, '"');
+		free(eps);
+		if (b.oom) {
+			free(b.p);
+			*len = 0;
+			return NULL;
+		}
+		q->head = b.p;
+		q->head_len = b.len;
+	}
+	*len = q->head_len;
+	return q->head;
+}
+
+static void text_entry(strbuf *b, const mpeer *p, mpeer *q)
+{
+	size_t len;
+	const char *h = entry_head(q, &len);
+
+	if (!h) {
+		b->oom = true;
+		return;
+	}
+	strbuf_putn(b, h, len);
+	for (size_t i = 0; i < p->nmem; i++) {
+		const mowner *r = p->mem[i].o;
+		if (r->kind == OWN_ROUTE && (p->mem[i].sides & SIDE_A) &&
+		    r->router == q) {
+			strbuf_puts(b, ",\"");
+			strbuf_puts(b, r->dst);
+			strbuf_putc(b, '"');
+		}
+	}
+	strbuf_puts(b, "]}");
+}
+
+static void put_rule_name(strbuf *b, int kind, const char *owner)
+{
+	strbuf_puts(b, kind == RULE_ROUTE ? "\"route/" : "\"policy/");
+	strbuf_puts(b, owner);
+	if (kind != RULE_ROUTE)
+		strbuf_puts(b, kind == RULE_IN ? "/in" : "/out");
+	strbuf_putc(b, '"');
+}
+
+static void text_rule(strbuf *b, const mpeer *p, int kind, const mowner *o)
 {
 	const mlist *l = rule_side(kind, o);
-	json_t *src = json_array(), *r;
-	char a[24], *name = rule_name(kind, o->name);
+	bool first = true;
+
+	strbuf_puts(b, "{\"name\":");
+	put_rule_name(b, kind, o->name);
+	strbuf_puts(b, ",\"sources\":[");
 	for (size_t i = 0; i < l->n; i++) {
 		if (l->v[i] == p)
 			continue;
-		fmt_addr(l->v[i]->addr, a, sizeof a, true);
-		json_array_append_new(src, json_string(a));
+		strbuf_puts(b, first ? "\"" : ",\"");
+		put_addr(b, l->v[i]->addr, true);
+		strbuf_putc(b, '"');
+		first = false;
 	}
-	r = json_pack("{s:s?, s:o}", "name", name, "sources", src);
-	if (r && kind == RULE_ROUTE) {
-		json_object_set_new(r, "destinations",
-				    json_pack("[s]", o->dst));
-		json_object_set_new(r, "ports", json_array());
-	} else if (r) {
-		json_object_set(r, "ports", o->ports);
+	strbuf_putc(b, ']');
+	if (kind == RULE_ROUTE) {
+		strbuf_puts(b, ",\"destinations\":[\"");
+		strbuf_puts(b, o->dst);
+		strbuf_puts(b, "\"],\"ports\":[]}");
+	} else {
+		strbuf_puts(b, ",\"ports\":");
+		strbuf_puts(b, o->ports_text ? o->ports_text : "[]");
+		strbuf_putc(b, '}');
 	}
-	free(name);
-	return r;
+}
+
+static void text_route(strbuf *b, const mowner *o)
+{
+	strbuf_puts(b, "{\"name\":");
+	put_jstr(b, o->name);
+	strbuf_puts(b, ",\"destination\":\"");
+	strbuf_puts(b, o->dst);
+	strbuf_puts(b, "\",\"via\":");
+	put_jstr(b, o->router->name);
+	strbuf_putc(b, '}');
+}
+
+static json_t *render_self(const mpeer *p)
+{
+	strbuf b = {0};
+	text_self(&b, p);
+	return parsed(&b);
+}
+
+static json_t *render_entry(const mpeer *p, mpeer *q)
+{
+	strbuf b = {0};
+	text_entry(&b, p, q);
+	return parsed(&b);
+}
+
+static json_t *render_rule(const mpeer *p, int kind, const mowner *o)
+{
+	strbuf b = {0};
+	text_rule(&b, p, kind, o);
+	return parsed(&b);
 }
 
 static json_t *render_route(const mowner *o)
 {
-	return json_pack("{ss ss ss}", "name", o->name, "destination", o->dst,
-			 "via", o->router->name);
+	strbuf b = {0};
+	text_route(&b, o);
+	return parsed(&b);
 }
 
 static bool route_applies(const mpeer *p, const mowner *o)
@@ -1681,12 +1834,16 @@ static bool route_applies(const mpeer *p, const mowner *o)
 	       (mem_sides(p, o) & SIDE_A);
 }
 
-static json_t *render_map(mesh *m, mpeer *p)
+/* P's whole map as JSON text: self, peers, rules, routes. */
+static void text_map(strbuf *b, mesh *m, mpeer *p)
 {
-	json_t *peers = json_array(), *rules = json_array(),
-	       *routes = json_array();
 	uint64_t st = ++m->stamp;
+	bool first = true;
+
 	p->stamp = st;
+	strbuf_puts(b, "{\"self\":");
+	text_self(b, p);
+	strbuf_puts(b, ",\"peers\":[");
 	for (size_t i = 0; i < p->nmem; i++) {
 		const mowner *o = p->mem[i].o;
 		uint8_t s = p->mem[i].sides;
@@ -1696,26 +1853,17 @@ static json_t *render_map(mesh *m, mpeer *p)
 				lists[0] = &o->side[1];
 			if (s & SIDE_B)
 				lists[1] = &o->side[0];
-			if (s & SIDE_B)
-				json_array_append_new(
-				    rules, render_rule(p, RULE_IN, o));
-			if ((s & SIDE_A) && o->bidi)
-				json_array_append_new(
-				    rules, render_rule(p, RULE_OUT, o));
 		} else {
 			if ((s & SIDE_A) && o->router && o->router != p &&
 			    o->router->stamp != st) {
 				o->router->stamp = st;
-				json_array_append_new(
-				    peers, render_entry(p, o->router));
+				if (!first)
+					strbuf_putc(b, ',');
+				text_entry(b, p, o->router);
+				first = false;
 			}
-			if ((s & SIDE_A) && o->router && o->router != p)
-				json_array_append_new(routes, render_route(o));
-			if ((s & SIDE_B) && o->router == p) {
+			if ((s & SIDE_B) && o->router == p)
 				lists[0] = &o->side[0];
-				json_array_append_new(
-				    rules, render_rule(p, RULE_ROUTE, o));
-			}
 		}
 		for (int k = 0; k < 2; k++)
 			for (size_t j = 0; lists[k] && j < lists[k]->n; j++) {
@@ -1723,18 +1871,77 @@ static json_t *render_map(mesh *m, mpeer *p)
 				if (q->stamp == st)
 					continue;
 				q->stamp = st;
-				json_array_append_new(peers,
-						      render_entry(p, q));
+				if (!first)
+					strbuf_putc(b, ',');
+				text_entry(b, p, q);
+				first = false;
 			}
 	}
-	return json_pack("{so so so so}", "self", render_self(p), "peers",
-			 peers, "rules", rules, "routes", routes);
+	strbuf_puts(b, "],\"rules\":[");
+	first = true;
+	for (size_t i = 0; i < p->nmem; i++) {
+		const mowner *o = p->mem[i].o;
+		uint8_t s = p->mem[i].sides;
+		int kinds[2] = {-1, -1};
+		if (o->kind == OWN_POLICY) {
+			if (s & SIDE_B)
+				kinds[0] = RULE_IN;
+			if ((s & SIDE_A) && o->bidi)
+				kinds[1] = RULE_OUT;
+		} else if ((s & SIDE_B) && o->router == p) {
+			kinds[0] = RULE_ROUTE;
+		}
+		for (int k = 0; k < 2; k++) {
+			if (kinds[k] < 0)
+				continue;
+			if (!first)
+				strbuf_putc(b, ',');
+			text_rule(b, p, kinds[k], o);
+			first = false;
+		}
+	}
+	strbuf_puts(b, "],\"routes\":[");
+	first = true;
+	for (size_t i = 0; i < p->nmem; i++) {
+		const mowner *o = p->mem[i].o;
+		if (o->kind == OWN_ROUTE && route_applies(p, o)) {
+			if (!first)
+				strbuf_putc(b, ',');
+			text_route(b, o);
+			first = false;
+		}
+	}
+	strbuf_puts(b, "]}");
+}
+
+static json_t *render_map(mesh *m, mpeer *p)
+{
+	strbuf b = {0};
+	text_map(&b, m, p);
+	return parsed(&b);
 }
 
 json_t *mesh_map(mesh *m, const char *ns, const char *name)
 {
 	mpeer *p = peer_get(m, ns, name);
 	return p ? render_map(m, p) : NULL;
+}
+
+int mesh_map_text(mesh *m, const char *ns, const char *name, strbuf *out)
+{
+	mpeer *p = peer_get(m, ns, name);
+
+	if (!p)
+		return -ENOENT;
+	text_map(out, m, p);
+	return out->oom ? -ENOMEM : 0;
+}
+
+const char *mesh_peer_by_key(mesh *m, const char *ns, const char *key)
+{
+	mns *n = ns_get(m, ns, false);
+	mpeer *p = n && key ? smap_get(&n->keys, key) : NULL;
+	return p ? p->name : NULL;
 }
 
 uint64_t mesh_map_serial(mesh *m, const char *ns, const char *name)
@@ -1845,7 +2052,7 @@ static json_t *render_delta(mesh *m, mpeer *p)
 		const mpeer *q = p->dpeers.v[i];
 		if (i && !strcmp(q->name, ((mpeer *)p->dpeers.v[i - 1])->name))
 			continue;
-		const mpeer *now = smap_get(&n->peers, q->name);
+		mpeer *now = smap_get(&n->peers, q->name);
 		if (now && visible(p, now))
 			section_add(d, "peers", "set", render_entry(p, now));
 		else
@@ -1945,10 +2152,33 @@ static void peer_clean(mpeer *p)
 	p->dnext = NULL;
 }
 
+/* Hand a frame to the sink, as text or JSON (frame, or text in b). */
+static void emit(const mesh_sink *sink, mpeer *p, json_t *frame, strbuf *b)
+{
+	if (sink->frame_text) {
+		char *s = frame ? json_dumps(frame, JSON_COMPACT) : NULL;
+		if (s)
+			sink->frame_text(p->sub, p->ns->name, p->name, s,
+					 strlen(s), sink->arg);
+		else if (!frame && !b->oom)
+			sink->frame_text(p->sub, p->ns->name, p->name, b->p,
+					 b->len, sink->arg);
+		free(s);
+	} else {
+		json_t *j = frame ? json_incref(frame) : parsed(b);
+		if (!frame)
+			b->p = NULL; /* parsed() freed it */
+		if (j)
+			sink->frame(p->sub, p->ns->name, p->name, j, sink->arg);
+		json_decref(j);
+	}
+}
+
 size_t mesh_flush(mesh *m, uint64_t serial, const mesh_sink *sink)
 {
 	size_t changed = 0;
-	mpeer *list = m->dirty;
+	mpeer *list;
+	bool tell = sink && (sink->frame || sink->frame_text);
 
 	peer_routes_update(m);
 	list = m->dirty;
@@ -1959,39 +2189,39 @@ size_t mesh_flush(mesh *m, uint64_t serial, const mesh_sink *sink)
 			peer_clean(p);
 			continue;
 		}
-		json_t *frame = NULL;
-		if (p->full) {
-			p->serial = serial;
-			changed++;
-			if (p->sub && sink && sink->frame) {
-				frame =
-				    json_pack("{ss sI so}", "type", "SNAPSHOT",
-					      "serial", (json_int_t)serial,
-					      "map", render_map(m, p));
-			}
-		} else if (!p->sub || !sink || !sink->frame) {
+		if (!p->sub || !tell) {
 			/* Nobody to tell: count it changed, conservatively. */
 			p->serial = serial;
 			changed++;
-		} else {
-			json_t *d = render_delta(m, p);
-			if (d) {
-				p->serial = serial;
-				changed++;
-				json_object_set_new(d, "type",
-						    json_string("DELTA"));
-				json_object_set_new(
-				    d, "serial",
-				    json_integer((json_int_t)serial));
-				frame = d;
-			}
+			peer_clean(p);
+			continue;
 		}
+		if (p->full) {
+			strbuf b = {0};
+			p->serial = serial;
+			changed++;
+			peer_clean(p);
+			strbuf_printf(&b,
+				      "{\"type\":\"SNAPSHOT\",\"serial\":%llu,"
+				      "\"map\":",
+				      (unsigned long long)serial);
+			text_map(&b, m, p);
+			strbuf_putc(&b, '}');
+			emit(sink, p, NULL, &b);
+			free(b.p);
+			continue;
+		}
+		json_t *d = render_delta(m, p);
 		peer_clean(p);
-		if (frame) {
-			sink->frame(p->sub, p->ns->name, p->name, frame,
-				    sink->arg);
-			json_decref(frame);
-		}
+		if (!d)
+			continue;
+		p->serial = serial;
+		changed++;
+		json_object_set_new(d, "type", json_string("DELTA"));
+		json_object_set_new(d, "serial",
+				    json_integer((json_int_t)serial));
+		emit(sink, p, d, NULL);
+		json_decref(d);
 	}
 	for (mowner *o = m->dirty_routes, *nx; o; o = nx) {
 		nx = o->rnext;

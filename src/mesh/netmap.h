@@ -71,7 +71,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MESH_DEFAULT_CIDR "100.64.0.0/10"
+#include "util/strbuf.h"
+
+#define MESH_DEFAULT_CIDR   "100.64.0.0/10"
 #define MESH_DEFAULT_DOMAIN "mesh.local"
 
 typedef struct mesh mesh;
@@ -87,10 +89,10 @@ int mesh_network_set(mesh *m, const char *ns, const char *cidr,
 void mesh_network_del(mesh *m, const char *ns);
 
 typedef struct mesh_peer_spec {
-	const char *ns, *name;	/* required */
-	const char *public_key; /* base64 of 32 bytes, or NULL */
-	const char *address;	/* dotted IPv4, or NULL (not allocated) */
-	const json_t *labels;	/* object of strings, or NULL */
+	const char *ns, *name;	 /* required */
+	const char *public_key;	 /* base64 of 32 bytes, or NULL */
+	const char *address;	 /* dotted IPv4, or NULL (not allocated) */
+	const json_t *labels;	 /* object of strings, or NULL */
 	const json_t *endpoints; /* array of "host:port" strings, or NULL */
 	bool online;
 	bool expired;  /* past spec.expiresAt */
@@ -99,6 +101,10 @@ typedef struct mesh_peer_spec {
 
 /* Add or replace a peer. A bad public key or address is -EINVAL. */
 int mesh_peer_set(mesh *m, const mesh_peer_spec *p, char *err, size_t errlen);
+/* The name of a peer of ns with this public key (borrowed, valid until the
+ * next change), or NULL. */
+const char *mesh_peer_by_key(mesh *m, const char *ns, const char *key);
+
 /* Remove a peer (no-op when unknown). Its own map is dropped: no frame is
  * emitted for it (the caller ends its stream). */
 void mesh_peer_del(mesh *m, const char *ns, const char *name);
@@ -123,8 +129,7 @@ typedef struct mesh_route_spec {
 	const json_t *via, *for_peers; /* LabelSelectors, NULL: none */
 } mesh_route_spec;
 
-int mesh_route_set(mesh *m, const mesh_route_spec *r, char *err,
-		   size_t errlen);
+int mesh_route_set(mesh *m, const mesh_route_spec *r, char *err, size_t errlen);
 void mesh_route_del(mesh *m, const char *ns, const char *name);
 
 /* The name of router(R) (borrowed, valid until the next change), or NULL
@@ -134,6 +139,10 @@ const char *mesh_route_router(mesh *m, const char *ns, const char *name);
 /* P's whole map (docs/MESH.md, without apiVersion/kind/serial), a new
  * reference; NULL when P is unknown. */
 json_t *mesh_map(mesh *m, const char *ns, const char *name);
+
+/* The same as JSON text appended to out (what a server sends: no parse
+ * tree is built). 0, -ENOENT when P is unknown, or -ENOMEM. */
+int mesh_map_text(mesh *m, const char *ns, const char *name, strbuf *out);
 
 /* The serial of P's map: the serial of the last mesh_flush that changed
  * it. 0 when P is unknown. */
@@ -154,6 +163,10 @@ typedef struct mesh_sink {
 	void (*router)(const char *ns, const char *route, const char *active,
 		       void *arg);
 	void *arg;
+	/* If set, used instead of frame: the frame as one line of JSON text
+	 * (no newline), len bytes, borrowed during the call. */
+	void (*frame_text)(void *sub, const char *ns, const char *name,
+			   const char *line, size_t len, void *arg);
 } mesh_sink;
 
 /* Turn the changes since the last flush into frames and router changes.

@@ -1527,7 +1527,7 @@ static void check_flush(ctx *c, size_t ret, bool dirty_before, bool with_sink)
 
 static void do_flush(ctx *c)
 {
-	mesh_sink sink = {on_frame, on_router, c};
+	mesh_sink sink = {on_frame, on_router, c, NULL};
 	bool dirty = mesh_dirty(c->m), with_sink = !chance(4);
 	struct replica *r;
 	size_t ret;
@@ -2578,7 +2578,7 @@ static void rec_router(const char *ns, const char *route, const char *active,
 
 static size_t flush_rec(mesh *m, uint64_t serial, struct rec *x)
 {
-	mesh_sink sink = {rec_frame, rec_router, NULL};
+	mesh_sink sink = {rec_frame, rec_router, NULL, NULL};
 	size_t ret;
 	int i;
 
@@ -3817,7 +3817,7 @@ static void count_frame(void *sub, const char *ns, const char *name,
 static void test_scale(void **state)
 {
 	enum { N = 5000, G = 250, X = 500 };
-	mesh_sink sink = {count_frame, NULL, NULL};
+	mesh_sink sink = {count_frame, NULL, NULL, NULL};
 	size_t frames = 0, ret, want, seen = 0, hi;
 	double t0, t1, t2, t3, t4, t5, t6;
 	mesh_stats st;
