@@ -368,30 +368,62 @@ void api_txn(api_req *r, const store_txn *t, api_done_fn done)
 		done(r, rc, NULL);
 }
 
-bool api_read_ready(api_req *r)
+/* The store's current revision is known (on the loop): serve r now, or
+ * park it until the cache reaches that revision. */
+static void read_rev_known(api_req *r, int err, store_txn_result *res)
 {
 	api_server *a = r->srv;
-	int64_t cur;
-	int rc;
 
-	if (!a->opt.consistent_reads || r->waited)
-		return true;
-	rc = store_current_revision(a->st, &cur);
-	if (rc) {
+	(void)res;
+	if (err) {
 		char why[256] = "";
 
 		store_last_error(a->st, why, sizeof why);
 		api_fail(r, 503, "ServiceUnavailable", NULL,
 			 "the store cannot be read now: %s",
-			 *why ? why : store_strerror(rc));
+			 *why ? why : store_strerror(err));
+		return;
+	}
+	if (cache_revision(a->cache) >= r->wait_rev) {
+		api_objects(r);
+		return;
+	}
+	STAILQ_INSERT_TAIL(&a->waiting, r, link);
+}
+
+/* On a store thread: the revision, back to the loop. */
+static void on_read_rev(int err, int64_t rev, void *arg)
+{
+	api_req *r = arg;
+	api_server *a = r->srv;
+
+	r->wait_rev = rev;
+	r->txn_err = err;
+	r->txn_res = NULL;
+	r->done = read_rev_known;
+	pthread_mutex_lock(&a->done_mu);
+	STAILQ_INSERT_TAIL(&a->done, r, link);
+	pthread_mutex_unlock(&a->done_mu);
+	wake_loop(a);
+}
+
+bool api_read_ready(api_req *r)
+{
+	api_server *a = r->srv;
+	int rc;
+
+	if (!a->opt.consistent_reads || r->waited)
+		return true;
+	/* Ask the store for its revision without blocking the loop; the
+	 * read runs again (r->waited) once the cache has caught up. */
+	r->waited = true;
+	rc = store_current_revision_async(a->st, on_read_rev, r);
+	if (rc) {
+		api_fail(r, 503, "ServiceUnavailable", NULL,
+			 "the store cannot be read now: %s",
+			 store_strerror(rc));
 		return false;
 	}
-	cache_pump(a->cache);
-	if (cache_revision(a->cache) >= cur)
-		return true;
-	r->wait_rev = cur;
-	r->waited = true;
-	STAILQ_INSERT_TAIL(&a->waiting, r, link);
 	return false;
 }
 
