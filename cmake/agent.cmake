@@ -8,6 +8,7 @@ if(EXISTS ${PROJECT_SOURCE_DIR}/src/cmd/agent.c)
     src/agent/addr.c
     src/agent/alog.c
     src/agent/amap.c
+    src/agent/amap_json.c
     src/agent/dpconf.c
     src/agent/ipc.c
     src/agent/proc.c

@@ -6,17 +6,17 @@
  *
  * peers, rules and routes are sorted arrays whose element types all start
  * with their name (char *name first), so one set of helpers (ent_*)
- * finds, inserts and removes in all three.
+ * finds, inserts and removes in all three. The parts' JSON forms (read
+ * and written) are in amap_json.c.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "agent/alog.h"
 #include "agent/amap.h"
+#include "agent/amap_int.h"
 
 const char *amap_proto_name(amap_proto p)
 {
@@ -30,32 +30,6 @@ const char *amap_proto_name(amap_proto p)
 	default:
 		return "any";
 	}
-}
-
-static int proto_parse(const char *s, uint8_t *out)
-{
-	if (!strcmp(s, "TCP"))
-		*out = AMAP_TCP;
-	else if (!strcmp(s, "UDP"))
-		*out = AMAP_UDP;
-	else if (!strcmp(s, "ICMP"))
-		*out = AMAP_ICMP;
-	else if (!strcmp(s, "any"))
-		*out = AMAP_ANY;
-	else
-		return -EINVAL;
-	return 0;
-}
-
-/* An optional array: absent, null or an array is fine (0), anything else
- * is -EINVAL naming what. */
-static int array_check(const json_t *arr, const char *what, char *err,
-		       size_t errlen)
-{
-	if (!arr || json_is_null(arr) || json_is_array(arr))
-		return 0;
-	alog_errf(err, errlen, "%s: not an array", what);
-	return -EINVAL;
 }
 
 /* ---- sets of prefixes ------------------------------------------------- */
@@ -95,7 +69,7 @@ static bool cidrs_find(const amap_cidrs *s, const addr_cidr *c, size_t *at)
 	return lower_bound(s->v, s->n, sizeof(*s->v), c, cidr_key_cmp, at);
 }
 
-static int cidrs_add(amap_cidrs *s, const addr_cidr *c)
+int amap_cidrs_add(amap_cidrs *s, const addr_cidr *c)
 {
 	addr_cidr *v;
 	size_t at;
@@ -122,7 +96,7 @@ static void cidrs_del(amap_cidrs *s, const addr_cidr *c)
 	s->n--;
 }
 
-static void cidrs_free(amap_cidrs *s)
+void amap_cidrs_free(amap_cidrs *s)
 {
 	free(s->v);
 	s->v = NULL;
@@ -134,134 +108,33 @@ static bool cidrs_eq(const amap_cidrs *a, const amap_cidrs *b)
 	return addr_cidrs_equal(a->v, a->n, b->v, b->n);
 }
 
-/* Parse an array of "a.b.c.d/n" (absent or null: empty) into *s. */
-static int cidrs_parse(const json_t *arr, const char *what, amap_cidrs *s,
-		       char *err, size_t errlen)
-{
-	const json_t *v;
-	size_t i;
-	int r;
-
-	if ((r = array_check(arr, what, err, errlen)) || !json_array_size(arr))
-		return r;
-	json_array_foreach(arr, i, v)
-	{
-		addr_cidr c;
-
-		if (!json_is_string(v) ||
-		    addr_cidr_parse(json_string_value(v), true, &c)) {
-			alog_errf(err, errlen, "%s[%zu]: not an IPv4 prefix",
-				  what, i);
-			cidrs_free(s);
-			return -EINVAL;
-		}
-		if (cidrs_add(s, &c)) {
-			cidrs_free(s);
-			return -ENOMEM;
-		}
-	}
-	return 0;
-}
-
-static json_t *cidrs_json(const amap_cidrs *s)
-{
-	json_t *a = json_array();
-	size_t i;
-
-	for (i = 0; a && i < s->n; i++) {
-		char buf[ADDR_CIDR_MAX];
-
-		addr_cidr_format(&s->v[i], buf);
-		json_array_append_new(a, json_string(buf));
-	}
-	return a;
-}
-
 /* ---- small field readers ---------------------------------------------- */
-
-/* A required (or, with opt, optional) string field; NULL when absent. */
-static int str_field(const json_t *o, const char *key, bool opt,
-		     const char *what, const char **out, char *err,
-		     size_t errlen)
-{
-	const json_t *v = json_object_get(o, key);
-
-	*out = NULL;
-	if (!v || json_is_null(v)) {
-		if (opt)
-			return 0;
-		alog_errf(err, errlen, "%s.%s: missing", what, key);
-		return -EINVAL;
-	}
-	if (!json_is_string(v) || strlen(json_string_value(v)) > 1024) {
-		alog_errf(err, errlen, "%s.%s: not a string (or too long)",
-			  what, key);
-		return -EINVAL;
-	}
-	*out = json_string_value(v);
-	return 0;
-}
-
-static int name_field(const json_t *o, const char *what, char **out, char *err,
-		      size_t errlen)
-{
-	const char *s;
-	int r = str_field(o, "name", false, what, &s, err, errlen);
-
-	if (r)
-		return r;
-	/* rule names are "policy/X/in", "route/R": object names joined */
-	for (const char *p = s; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-		      *p == '-' || *p == '.' || *p == '/')) {
-			alog_errf(err, errlen, "%s.name: bad character", what);
-			return -EINVAL;
-		}
-	if (!*s) {
-		alog_errf(err, errlen, "%s.name: empty", what);
-		return -EINVAL;
-	}
-	*out = strdup(s);
-	return *out ? 0 : -ENOMEM;
-}
-
-static char *dup_opt(const char *s, bool *oom)
-{
-	char *d;
-
-	if (!s)
-		return NULL;
-	d = strdup(s);
-	if (!d)
-		*oom = true;
-	return d;
-}
 
 /* ---- entries: peers, rules, routes ------------------------------------ */
 
-static void peer_free(void *p)
+void amap_peer_free(void *p)
 {
 	amap_peer *e = p;
 
 	free(e->name);
 	free(e->dns_name);
 	free(e->endpoints);
-	cidrs_free(&e->allowed);
+	amap_cidrs_free(&e->allowed);
 	memset(e, 0, sizeof(*e));
 }
 
-static void rule_free(void *p)
+void amap_rule_free(void *p)
 {
 	amap_rule *e = p;
 
 	free(e->name);
-	cidrs_free(&e->sources);
-	cidrs_free(&e->destinations);
+	amap_cidrs_free(&e->sources);
+	amap_cidrs_free(&e->destinations);
 	free(e->ports);
 	memset(e, 0, sizeof(*e));
 }
 
-static void route_free(void *p)
+void amap_route_free(void *p)
 {
 	amap_route *e = p;
 
@@ -270,7 +143,7 @@ static void route_free(void *p)
 	memset(e, 0, sizeof(*e));
 }
 
-static void self_free(amap_self *s)
+void amap_self_free(amap_self *s)
 {
 	free(s->name);
 	free(s->ns);
@@ -278,84 +151,7 @@ static void self_free(amap_self *s)
 	memset(s, 0, sizeof(*s));
 }
 
-static int peer_parse(const json_t *o, const char *what, amap_peer *e,
-		      char *err, size_t errlen)
-{
-	const json_t *eps, *v, *online;
-	const char *key, *dns;
-	size_t i;
-	int r;
-
-	memset(e, 0, sizeof(*e));
-	if (!json_is_object(o)) {
-		alog_errf(err, errlen, "%s: not an object", what);
-		return -EINVAL;
-	}
-	if ((r = name_field(o, what, &e->name, err, errlen)))
-		goto fail;
-	r = str_field(o, "publicKey", false, what, &key, err, errlen);
-	if (!r && addr_key_from_base64(key, e->key)) {
-		alog_errf(err, errlen, "%s.publicKey: not a WireGuard key",
-			  what);
-		r = -EINVAL;
-	}
-	if (!r)
-		r = str_field(o, "dnsName", true, what, &dns, err, errlen);
-	if (r)
-		goto fail;
-	if (dns && !(e->dns_name = strdup(dns))) {
-		r = -ENOMEM;
-		goto fail;
-	}
-	online = json_object_get(o, "online");
-	e->online = json_is_true(online);
-	eps = json_object_get(o, "endpoints");
-	if (eps && !json_is_null(eps) && !json_is_array(eps)) {
-		alog_errf(err, errlen, "%s.endpoints: not an array", what);
-		r = -EINVAL;
-		goto fail;
-	}
-	if (json_array_size(eps)) {
-		e->endpoints =
-		    calloc(json_array_size(eps), sizeof(*e->endpoints));
-		if (!e->endpoints) {
-			r = -ENOMEM;
-			goto fail;
-		}
-	}
-	/* Endpoints are what other agents reported. One that is not an
-	 * address literal cannot be used and is passed over, not an error:
-	 * it must not cost the peer its place in the map. */
-	json_array_foreach(eps, i, v)
-	{
-		addr_endpoint ep;
-		size_t k;
-
-		if (!json_is_string(v) ||
-		    addr_endpoint_parse(json_string_value(v), &ep))
-			continue;
-		for (k = 0; k < e->nendpoints; k++)
-			if (addr_endpoint_eq(&e->endpoints[k], &ep))
-				break;
-		if (k == e->nendpoints)
-			e->endpoints[e->nendpoints++] = ep;
-	}
-	{
-		char w[96];
-
-		snprintf(w, sizeof(w), "%s.allowedIPs", what);
-		r = cidrs_parse(json_object_get(o, "allowedIPs"), w,
-				&e->allowed, err, errlen);
-	}
-	if (r)
-		goto fail;
-	return 0;
-fail:
-	peer_free(e);
-	return r;
-}
-
-static int port_cmp(const void *a, const void *b)
+int amap_port_cmp(const void *a, const void *b)
 {
 	const amap_port *x = a, *y = b;
 
@@ -364,189 +160,6 @@ static int port_cmp(const void *a, const void *b)
 	if (x->from != y->from)
 		return (int)x->from - (int)y->from;
 	return (int)x->to - (int)y->to;
-}
-
-static int port_num(const json_t *o, const char *key, uint16_t *out)
-{
-	const json_t *v = json_object_get(o, key);
-
-	*out = 0;
-	if (!v || json_is_null(v))
-		return 0;
-	if (!json_is_integer(v) || json_integer_value(v) < 1 ||
-	    json_integer_value(v) > 65535)
-		return -EINVAL;
-	*out = (uint16_t)json_integer_value(v);
-	return 0;
-}
-
-/* The rule's ports, normalised (amap.h). */
-static int ports_parse(const json_t *o, const char *what, amap_rule *e,
-		       char *err, size_t errlen)
-{
-	const json_t *ports = json_object_get(o, "ports"), *v;
-	const char *ps;
-	uint8_t rproto = AMAP_ANY;
-	size_t i, n;
-
-	if (str_field(o, "protocol", true, what, &ps, err, errlen))
-		return -EINVAL;
-	if (ps && proto_parse(ps, &rproto)) {
-		alog_errf(err, errlen, "%s.protocol: not TCP, UDP, ICMP or any",
-			  what);
-		return -EINVAL;
-	}
-	if (ports && !json_is_null(ports) && !json_is_array(ports)) {
-		alog_errf(err, errlen, "%s.ports: not an array", what);
-		return -EINVAL;
-	}
-	n = json_array_size(ports);
-	e->ports = calloc(n ? n : 1, sizeof(*e->ports));
-	if (!e->ports)
-		return -ENOMEM;
-	if (!n) {
-		e->ports[0] = (amap_port){rproto, 0, 0};
-		e->nports = 1;
-		return 0;
-	}
-	json_array_foreach(ports, i, v)
-	{
-		amap_port p = {rproto, 0, 0};
-
-		if (!json_is_object(v) ||
-		    str_field(v, "protocol", true, what, &ps, err, errlen) ||
-		    (ps && proto_parse(ps, &p.proto)) ||
-		    port_num(v, "from", &p.from) || port_num(v, "to", &p.to) ||
-		    (!p.from && p.to) || (p.to && p.to < p.from)) {
-			alog_errf(
-			    err, errlen,
-			    "%s.ports[%zu]: want {protocol, from, to} with "
-			    "1 <= from <= to <= 65535",
-			    what, i);
-			return -EINVAL;
-		}
-		if (p.from && !p.to)
-			p.to = p.from;
-		if (p.proto == AMAP_ICMP)
-			p.from = p.to = 0;
-		e->ports[e->nports++] = p;
-	}
-	qsort(e->ports, e->nports, sizeof(*e->ports), port_cmp);
-	/* unique */
-	for (i = 1, n = 1; i < e->nports; i++)
-		if (port_cmp(&e->ports[i], &e->ports[n - 1]))
-			e->ports[n++] = e->ports[i];
-	e->nports = n;
-	return 0;
-}
-
-static int rule_parse(const json_t *o, const char *what, amap_rule *e,
-		      char *err, size_t errlen)
-{
-	char w[96];
-	int r;
-
-	memset(e, 0, sizeof(*e));
-	if (!json_is_object(o)) {
-		alog_errf(err, errlen, "%s: not an object", what);
-		return -EINVAL;
-	}
-	if ((r = name_field(o, what, &e->name, err, errlen)))
-		goto fail;
-	snprintf(w, sizeof(w), "%s.sources", what);
-	if ((r = cidrs_parse(json_object_get(o, "sources"), w, &e->sources, err,
-			     errlen)))
-		goto fail;
-	snprintf(w, sizeof(w), "%s.destinations", what);
-	if ((r = cidrs_parse(json_object_get(o, "destinations"), w,
-			     &e->destinations, err, errlen)))
-		goto fail;
-	if ((r = ports_parse(o, what, e, err, errlen)))
-		goto fail;
-	return 0;
-fail:
-	rule_free(e);
-	return r;
-}
-
-static int route_parse(const json_t *o, const char *what, amap_route *e,
-		       char *err, size_t errlen)
-{
-	const char *dest, *via;
-	int r;
-
-	memset(e, 0, sizeof(*e));
-	if (!json_is_object(o)) {
-		alog_errf(err, errlen, "%s: not an object", what);
-		return -EINVAL;
-	}
-	if ((r = name_field(o, what, &e->name, err, errlen)))
-		goto fail;
-	r = str_field(o, "destination", false, what, &dest, err, errlen);
-	if (!r && addr_cidr_parse(dest, true, &e->destination)) {
-		alog_errf(err, errlen, "%s.destination: not an IPv4 prefix",
-			  what);
-		r = -EINVAL;
-	}
-	if (!r)
-		r = str_field(o, "via", false, what, &via, err, errlen);
-	if (r)
-		goto fail;
-	if (!(e->via = strdup(via))) {
-		r = -ENOMEM;
-		goto fail;
-	}
-	return 0;
-fail:
-	route_free(e);
-	return r;
-}
-
-static int self_parse(const json_t *o, amap_self *s, char *err, size_t errlen)
-{
-	const char *name, *ns, *addr, *cidr, *dns, *key;
-	bool oom = false;
-	int r;
-
-	memset(s, 0, sizeof(*s));
-	if (!json_is_object(o)) {
-		alog_errf(err, errlen, "self: not an object");
-		return -EINVAL;
-	}
-	if ((r = str_field(o, "name", false, "self", &name, err, errlen)) ||
-	    (r = str_field(o, "namespace", false, "self", &ns, err, errlen)) ||
-	    (r = str_field(o, "address", true, "self", &addr, err, errlen)) ||
-	    (r = str_field(o, "cidr", true, "self", &cidr, err, errlen)) ||
-	    (r = str_field(o, "dnsName", true, "self", &dns, err, errlen)) ||
-	    (r = str_field(o, "publicKey", true, "self", &key, err, errlen)))
-		return r;
-	if (!addr_object_name_ok(name) || !addr_dns_label_ok(ns)) {
-		alog_errf(err, errlen, "self: bad name or namespace");
-		return -EINVAL;
-	}
-	if (addr && addr_ip4_parse(addr, &s->address)) {
-		alog_errf(err, errlen, "self.address: not an IPv4 address");
-		return -EINVAL;
-	}
-	s->has_address = addr != NULL;
-	if (cidr ? addr_cidr_parse(cidr, true, &s->cidr)
-		 : addr_cidr_parse("100.64.0.0/10", false, &s->cidr)) {
-		alog_errf(err, errlen, "self.cidr: not an IPv4 prefix");
-		return -EINVAL;
-	}
-	if (key && addr_key_from_base64(key, s->key)) {
-		alog_errf(err, errlen, "self.publicKey: not a WireGuard key");
-		return -EINVAL;
-	}
-	s->has_key = key != NULL;
-	s->name = dup_opt(name, &oom);
-	s->ns = dup_opt(ns, &oom);
-	s->dns_name = dup_opt(dns, &oom);
-	if (oom) {
-		self_free(s);
-		return -ENOMEM;
-	}
-	return 0;
 }
 
 /* The sorted-by-name arrays. Every element type starts with char *name. */
@@ -643,7 +256,7 @@ static bool ports_eq(const amap_rule *a, const amap_rule *b)
 	if (a->nports != b->nports)
 		return false;
 	for (size_t i = 0; i < a->nports; i++)
-		if (port_cmp(&a->ports[i], &b->ports[i]))
+		if (amap_port_cmp(&a->ports[i], &b->ports[i]))
 			return false;
 	return true;
 }
@@ -704,10 +317,10 @@ void amap_init(amap *m)
 
 void amap_clear(amap *m)
 {
-	self_free(&m->self);
-	ents_free(m->peers, m->npeers, sizeof(amap_peer), peer_free);
-	ents_free(m->rules, m->nrules, sizeof(amap_rule), rule_free);
-	ents_free(m->routes, m->nroutes, sizeof(amap_route), route_free);
+	amap_self_free(&m->self);
+	ents_free(m->peers, m->npeers, sizeof(amap_peer), amap_peer_free);
+	ents_free(m->rules, m->nrules, sizeof(amap_rule), amap_rule_free);
+	ents_free(m->routes, m->nroutes, sizeof(amap_route), amap_route_free);
 	amap_init(m);
 }
 
@@ -751,19 +364,19 @@ typedef int (*ent_parse_fn)(const json_t *o, const char *what, void *e,
 static int peer_parse_v(const json_t *o, const char *what, void *e, char *err,
 			size_t errlen)
 {
-	return peer_parse(o, what, e, err, errlen);
+	return amap_peer_parse(o, what, e, err, errlen);
 }
 
 static int rule_parse_v(const json_t *o, const char *what, void *e, char *err,
 			size_t errlen)
 {
-	return rule_parse(o, what, e, err, errlen);
+	return amap_rule_parse(o, what, e, err, errlen);
 }
 
 static int route_parse_v(const json_t *o, const char *what, void *e, char *err,
 			 size_t errlen)
 {
-	return route_parse(o, what, e, err, errlen);
+	return amap_route_parse(o, what, e, err, errlen);
 }
 
 /* Parse an array of entries (absent: none) into l (l->sz and l->freefn
@@ -775,7 +388,8 @@ static int entlist_parse(const json_t *arr, const char *what, ent_parse_fn fn,
 	size_t i;
 	int r;
 
-	if ((r = array_check(arr, what, err, errlen)) || !json_array_size(arr))
+	if ((r = amap_array_check(arr, what, err, errlen)) ||
+	    !json_array_size(arr))
 		return r;
 	l->v = calloc(json_array_size(arr), l->sz);
 	if (!l->v)
@@ -829,7 +443,8 @@ static int names_check(const json_t *arr, const char *what, char *err,
 	size_t i;
 	int r;
 
-	if ((r = array_check(arr, what, err, errlen)) || !json_array_size(arr))
+	if ((r = amap_array_check(arr, what, err, errlen)) ||
+	    !json_array_size(arr))
 		return r;
 	for (i = 0; i < json_array_size(arr); i++) {
 		v = json_array_get(arr, i);
@@ -857,9 +472,9 @@ static void names_del(const json_t *arr, void *base, size_t *n, size_t sz,
 
 static int load_parts(const json_t *map, amap *t, char *err, size_t errlen)
 {
-	entlist p = {NULL, 0, sizeof(amap_peer), peer_free, peer_eq_v};
-	entlist r = {NULL, 0, sizeof(amap_rule), rule_free, rule_eq_v};
-	entlist o = {NULL, 0, sizeof(amap_route), route_free, route_eq_v};
+	entlist p = {NULL, 0, sizeof(amap_peer), amap_peer_free, peer_eq_v};
+	entlist r = {NULL, 0, sizeof(amap_rule), amap_rule_free, rule_eq_v};
+	entlist o = {NULL, 0, sizeof(amap_route), amap_route_free, route_eq_v};
 	bool ch = false;
 	int rc;
 
@@ -867,8 +482,8 @@ static int load_parts(const json_t *map, amap *t, char *err, size_t errlen)
 		alog_errf(err, errlen, "map: not an object");
 		return -EINVAL;
 	}
-	if ((rc = self_parse(json_object_get(map, "self"), &t->self, err,
-			     errlen)))
+	if ((rc = amap_self_parse(json_object_get(map, "self"), &t->self, err,
+				  errlen)))
 		return rc;
 	if ((rc = entlist_parse(json_object_get(map, "peers"), "peers",
 				peer_parse_v, &p, err, errlen)) ||
@@ -915,7 +530,7 @@ typedef struct srcedit {
 static void srcedits_free(srcedit *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		cidrs_free(&v[i].set);
+		amap_cidrs_free(&v[i].set);
 	free(v);
 }
 
@@ -929,7 +544,8 @@ static int srcedits_parse(const json_t *arr, const char *what, srcedit **out,
 
 	*out = NULL;
 	*nout = 0;
-	if ((r = array_check(arr, what, err, errlen)) || !json_array_size(arr))
+	if ((r = amap_array_check(arr, what, err, errlen)) ||
+	    !json_array_size(arr))
 		return r;
 	s = calloc(json_array_size(arr), sizeof(*s));
 	if (!s)
@@ -946,8 +562,8 @@ static int srcedits_parse(const json_t *arr, const char *what, srcedit **out,
 			return -EINVAL;
 		}
 		s[i].name = json_string_value(json_object_get(v, "name"));
-		if ((r = cidrs_parse(json_object_get(v, "sources"), w,
-				     &s[i].set, err, errlen))) {
+		if ((r = amap_cidrs_parse(json_object_get(v, "sources"), w,
+					  &s[i].set, err, errlen))) {
 			srcedits_free(s, i);
 			return r;
 		}
@@ -969,7 +585,7 @@ typedef struct delta {
 
 static void delta_free(delta *d)
 {
-	self_free(&d->self);
+	amap_self_free(&d->self);
 	entlist_free(&d->peers);
 	entlist_free(&d->rules);
 	entlist_free(&d->routes);
@@ -994,7 +610,7 @@ static int delta_parse(const json_t *f, delta *d, char *err, size_t errlen)
 	int rc;
 
 	if (self && !json_is_null(self)) {
-		if ((rc = self_parse(self, &d->self, err, errlen)))
+		if ((rc = amap_self_parse(self, &d->self, err, errlen)))
 			return rc;
 		d->has_self = true;
 	}
@@ -1035,7 +651,7 @@ static int delta_apply(amap *m, delta *d, bool *changed)
 	if (d->has_self) {
 		if (!self_eq(&m->self, &d->self))
 			*changed = true;
-		self_free(&m->self);
+		amap_self_free(&m->self);
 		m->self = d->self;
 		memset(&d->self, 0, sizeof(d->self));
 	}
@@ -1043,12 +659,12 @@ static int delta_apply(amap *m, delta *d, bool *changed)
 			     changed)))
 		return r;
 	names_del(d->peers_rm, m->peers, &m->npeers, sizeof(amap_peer),
-		  peer_free, changed);
+		  amap_peer_free, changed);
 	if ((r = entlist_put(&d->rules, (void **)&m->rules, &m->nrules,
 			     changed)))
 		return r;
 	names_del(d->rules_rm, m->rules, &m->nrules, sizeof(amap_rule),
-		  rule_free, changed);
+		  amap_rule_free, changed);
 	for (i = 0; i < d->nadd; i++) {
 		if (!ent_find(m->rules, m->nrules, sizeof(amap_rule),
 			      d->add[i].name, &at))
@@ -1056,8 +672,8 @@ static int delta_apply(amap *m, delta *d, bool *changed)
 		for (k = 0; k < d->add[i].set.n; k++) {
 			size_t before = m->rules[at].sources.n;
 
-			if ((r = cidrs_add(&m->rules[at].sources,
-					   &d->add[i].set.v[k])))
+			if ((r = amap_cidrs_add(&m->rules[at].sources,
+						&d->add[i].set.v[k])))
 				return r;
 			if (m->rules[at].sources.n != before)
 				*changed = true;
@@ -1079,7 +695,7 @@ static int delta_apply(amap *m, delta *d, bool *changed)
 			     changed)))
 		return r;
 	names_del(d->routes_rm, m->routes, &m->nroutes, sizeof(amap_route),
-		  route_free, changed);
+		  amap_route_free, changed);
 	return 0;
 }
 
@@ -1107,10 +723,12 @@ int amap_apply_frame(amap *m, const char *buf, size_t len,
 	int r = -EINVAL;
 
 	memset(&d, 0, sizeof(d));
-	d.peers = (entlist){NULL, 0, sizeof(amap_peer), peer_free, peer_eq_v};
-	d.rules = (entlist){NULL, 0, sizeof(amap_rule), rule_free, rule_eq_v};
+	d.peers =
+	    (entlist){NULL, 0, sizeof(amap_peer), amap_peer_free, peer_eq_v};
+	d.rules =
+	    (entlist){NULL, 0, sizeof(amap_rule), amap_rule_free, rule_eq_v};
 	d.routes =
-	    (entlist){NULL, 0, sizeof(amap_route), route_free, route_eq_v};
+	    (entlist){NULL, 0, sizeof(amap_route), amap_route_free, route_eq_v};
 	*serial = 0;
 	if (changed)
 		*changed = false;
@@ -1190,82 +808,6 @@ out:
 
 /* ---- back to JSON ----------------------------------------------------- */
 
-static json_t *self_json(const amap_self *s)
-{
-	json_t *o = json_object();
-	char buf[ADDR_CIDR_MAX], k[ADDR_KEY_B64_LEN + 1];
-
-	json_object_set_new(o, "name", json_string(s->name));
-	json_object_set_new(o, "namespace", json_string(s->ns));
-	if (s->has_address) {
-		addr_ip4_format(s->address, buf);
-		json_object_set_new(o, "address", json_string(buf));
-	}
-	addr_cidr_format(&s->cidr, buf);
-	json_object_set_new(o, "cidr", json_string(buf));
-	if (s->dns_name)
-		json_object_set_new(o, "dnsName", json_string(s->dns_name));
-	if (s->has_key) {
-		addr_key_to_base64(s->key, k);
-		json_object_set_new(o, "publicKey", json_string(k));
-	}
-	return o;
-}
-
-static json_t *peer_json(const amap_peer *p)
-{
-	char k[ADDR_KEY_B64_LEN + 1], ep[ADDR_ENDPOINT_MAX];
-	json_t *o = json_object(), *eps = json_array();
-
-	addr_key_to_base64(p->key, k);
-	for (size_t i = 0; i < p->nendpoints; i++) {
-		addr_endpoint_format(&p->endpoints[i], ep);
-		json_array_append_new(eps, json_string(ep));
-	}
-	json_object_set_new(o, "name", json_string(p->name));
-	json_object_set_new(o, "publicKey", json_string(k));
-	json_object_set_new(o, "endpoints", eps);
-	json_object_set_new(o, "allowedIPs", cidrs_json(&p->allowed));
-	if (p->dns_name)
-		json_object_set_new(o, "dnsName", json_string(p->dns_name));
-	json_object_set_new(o, "online", json_boolean(p->online));
-	return o;
-}
-
-static json_t *rule_json(const amap_rule *r)
-{
-	json_t *o = json_object(), *ports = json_array();
-
-	for (size_t i = 0; i < r->nports; i++) {
-		json_t *p = json_pack("{s:s}", "protocol",
-				      amap_proto_name(r->ports[i].proto));
-
-		if (r->ports[i].from) {
-			json_object_set_new(p, "from",
-					    json_integer(r->ports[i].from));
-			json_object_set_new(p, "to",
-					    json_integer(r->ports[i].to));
-		}
-		json_array_append_new(ports, p);
-	}
-	json_object_set_new(o, "name", json_string(r->name));
-	json_object_set_new(o, "sources", cidrs_json(&r->sources));
-	if (r->destinations.n)
-		json_object_set_new(o, "destinations",
-				    cidrs_json(&r->destinations));
-	json_object_set_new(o, "ports", ports);
-	return o;
-}
-
-static json_t *route_json(const amap_route *r)
-{
-	char buf[ADDR_CIDR_MAX];
-
-	addr_cidr_format(&r->destination, buf);
-	return json_pack("{s:s, s:s, s:s}", "name", r->name, "destination", buf,
-			 "via", r->via);
-}
-
 char *amap_to_frame(const amap *m)
 {
 	json_t *map, *peers, *rules, *routes, *f;
@@ -1278,13 +820,14 @@ char *amap_to_frame(const amap *m)
 	rules = json_array();
 	routes = json_array();
 	for (i = 0; i < m->npeers; i++)
-		json_array_append_new(peers, peer_json(&m->peers[i]));
+		json_array_append_new(peers, amap_peer_json(&m->peers[i]));
 	for (i = 0; i < m->nrules; i++)
-		json_array_append_new(rules, rule_json(&m->rules[i]));
+		json_array_append_new(rules, amap_rule_json(&m->rules[i]));
 	for (i = 0; i < m->nroutes; i++)
-		json_array_append_new(routes, route_json(&m->routes[i]));
-	map = json_pack("{s:o, s:o, s:o, s:o}", "self", self_json(&m->self),
-			"peers", peers, "rules", rules, "routes", routes);
+		json_array_append_new(routes, amap_route_json(&m->routes[i]));
+	map =
+	    json_pack("{s:o, s:o, s:o, s:o}", "self", amap_self_json(&m->self),
+		      "peers", peers, "rules", rules, "routes", routes);
 	f = json_pack("{s:s, s:I, s:o}", "type", "SNAPSHOT", "serial",
 		      (json_int_t)m->serial, "map", map);
 	if (f)
