@@ -106,13 +106,18 @@ static int str_field(const json_t *o, const char *key, bool opt,
 	return 0;
 }
 
+/* An entry: an object with a name; *out is a NEW copy of the name. */
 static int name_field(const json_t *o, const char *what, char **out, char *err,
 		      size_t errlen)
 {
 	const char *s;
-	int r = str_field(o, "name", false, what, &s, err, errlen);
+	int r;
 
-	if (r)
+	if (!json_is_object(o)) {
+		alog_errf(err, errlen, "%s: not an object", what);
+		return -EINVAL;
+	}
+	if ((r = str_field(o, "name", false, what, &s, err, errlen)))
 		return r;
 	/* rule names are "policy/X/in", "route/R": object names joined */
 	for (const char *p = s; *p; p++)
@@ -150,10 +155,6 @@ int amap_peer_parse(const json_t *o, const char *what, amap_peer *e, char *err,
 	int r;
 
 	memset(e, 0, sizeof(*e));
-	if (!json_is_object(o)) {
-		alog_errf(err, errlen, "%s: not an object", what);
-		return -EINVAL;
-	}
 	if ((r = name_field(o, what, &e->name, err, errlen)))
 		goto fail;
 	r = str_field(o, "publicKey", false, what, &key, err, errlen);
@@ -299,10 +300,6 @@ int amap_rule_parse(const json_t *o, const char *what, amap_rule *e, char *err,
 	int r;
 
 	memset(e, 0, sizeof(*e));
-	if (!json_is_object(o)) {
-		alog_errf(err, errlen, "%s: not an object", what);
-		return -EINVAL;
-	}
 	if ((r = name_field(o, what, &e->name, err, errlen)))
 		goto fail;
 	snprintf(w, sizeof(w), "%s.sources", what);
@@ -328,10 +325,6 @@ int amap_route_parse(const json_t *o, const char *what, amap_route *e,
 	int r;
 
 	memset(e, 0, sizeof(*e));
-	if (!json_is_object(o)) {
-		alog_errf(err, errlen, "%s: not an object", what);
-		return -EINVAL;
-	}
 	if ((r = name_field(o, what, &e->name, err, errlen)))
 		goto fail;
 	r = str_field(o, "destination", false, what, &dest, err, errlen);
