@@ -276,15 +276,31 @@ static void schedule_flush(struct api_mesh *m)
 }
 
 static cache_obj *ns_network(struct api_mesh *m, const char *ns);
+typedef struct cursor cursor;
+/* Per namespace: the IPAM cursor and the Network's range, read from the
+ * Network once and again only when it changes. */
+struct cursor {
+	char *ns;
+	uint32_t next;
+	bool known; /* net, len and cidr are current */
+	uint32_t net;
+	int len;
+	char cidr[32];
+};
 static void ipam_assign(struct api_mesh *m, pstate *p);
 
 /* The namespace's Network: its oldest one. */
+static cursor *cursor_of(struct api_mesh *m, const char *ns);
+
 static void feed_network(struct api_mesh *m, const char *ns)
 {
 	cache_obj *best = ns_network(m, ns);
 	json_t *obj, *spec;
 	char err[256];
+	cursor *c = cursor_of(m, ns);
 
+	if (c)
+		c->known = false; /* read the range again */
 	if (!best) {
 		mesh_network_del(m->model, ns);
 		schedule_flush(m);
@@ -708,23 +724,49 @@ static const char *ns_setting(struct api_mesh *m, const char *ns,
 	return out;
 }
 
+/* The namespace's cursor, made on first use. */
+static cursor *cursor_of(struct api_mesh *m, const char *ns)
+{
+	cursor *c = smap_get(&m->cursors, ns);
+
+	if (c)
+		return c;
+	c = calloc(1, sizeof(*c));
+	if (!c || !(c->ns = strdup(ns)) || smap_put(&m->cursors, c->ns, c)) {
+		if (c)
+			free(c->ns);
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
 /* The namespace's range: its Network's, or the default. */
 static void ns_range(struct api_mesh *m, const char *ns, uint32_t *net,
 		     int *len, const char **cidr)
 {
 	static char buf[32];
+	cursor *c = cursor_of(m, ns);
 
+	if (c && c->known) {
+		*net = c->net;
+		*len = c->len;
+		*cidr = c->cidr;
+		return;
+	}
 	*cidr = ns_setting(m, ns, "cidr", MESH_DEFAULT_CIDR, buf, sizeof buf);
 	if (cidr_parse(*cidr, net, len) || *len > 30) {
 		*cidr = MESH_DEFAULT_CIDR;
 		cidr_parse(*cidr, net, len);
 	}
+	if (c) {
+		c->known = true;
+		c->net = *net;
+		c->len = *len;
+		snprintf(c->cidr, sizeof c->cidr, "%s", *cidr);
+		*cidr = c->cidr;
+	}
 }
-
-typedef struct cursor {
-	char *ns;
-	uint32_t next;
-} cursor;
 
 /* Pick a free address of ns's range: next fit after the last one given,
  * skipping claimed and pending ones. -1 when the range is full. */
@@ -733,23 +775,14 @@ static int ipam_pick(struct api_mesh *m, const char *ns, uint32_t *out,
 {
 	uint32_t net, first, last, size;
 	int len;
-	cursor *c = smap_get(&m->cursors, ns);
+	cursor *c;
 
 	ns_range(m, ns, &net, &len, cidr);
+	if (!(c = cursor_of(m, ns)))
+		return -1;
 	size = len == 0 ? 0xffffffffu : (1u << (32 - len));
 	first = net + 1;
 	last = net + size - 2;
-	if (!c) {
-		c = calloc(1, sizeof(*c));
-		if (!c || !(c->ns = strdup(ns)) ||
-		    smap_put(&m->cursors, c->ns, c)) {
-			if (c)
-				free(c->ns);
-			free(c);
-			return -1;
-		}
-		c->next = first;
-	}
 	for (uint64_t i = 0; i <= (uint64_t)(last - first); i++) {
 		uint32_t a = c->next;
 		char *k, pk[300], s[16];

@@ -93,11 +93,13 @@ typedef struct mowner {
 	bool route_dirty;     /* on m->dirty_routes */
 	struct mowner *gnext; /* graveyard or dirty-routes link */
 	struct mowner *rnext;
-	/* The selector index (see "indexes" below): per side, the label
-	 * "k=v" its selector requires, or whether it must be tried on every
-	 * peer (all), or neither (it matches nobody). */
-	char *ikey[2];
+	/* The selector index (see "indexes" below): per side, the labels
+	 * "k=v" of which its selector requires one, or whether it must be
+	 * tried on every peer (all), or neither (it matches nobody). */
+	char **ikeys[2];
+	size_t nikeys[2];
 	bool all[2];
+	bool simple[2]; /* the selector is just that: no need to run it */
 	uint64_t stamp;
 } mowner;
 
@@ -547,61 +549,92 @@ static bool label_key(char *buf, size_t len, const char *k, const char *v)
 	return (size_t)snprintf(buf, len, "%s=%s", k, v) < len;
 }
 
-/* The label a LabelSelector requires, as "k=v" (a new string), or NULL
- * with *all set when it matches without requiring one, or clear when it
- * matches nothing (null). */
-static char *sel_ikey(const json_t *j, bool *all)
+/* The labels of which a LabelSelector requires one, as "k=v" strings
+ * (a new array of new strings in *out, n of them): its first matchLabels
+ * entry, or the values of its first In expression. None (NULL) with *all
+ * set when it requires none but matches some (every peer must be tried),
+ * or clear when it matches nothing (null). *simple: the selector is that
+ * requirement alone. */
+static void sel_ikeys(const json_t *j, char ***out, size_t *n, bool *all,
+		      bool *simple)
 {
 	const json_t *ml, *me, *v, *e;
 	const char *k;
 	char buf[512];
 	size_t i;
 
+	*out = NULL;
+	*n = 0;
 	*all = false;
+	*simple = false;
 	if (!j || json_is_null(j))
-		return NULL;
+		return;
 	ml = json_object_get(j, "matchLabels");
+	me = json_object_get(j, "matchExpressions");
 	json_object_foreach((json_t *)ml, k, v)
 	{
-		if (json_is_string(v) &&
-		    label_key(buf, sizeof buf, k, json_string_value(v)))
-			return strdup(buf);
+		if (!json_is_string(v) ||
+		    !label_key(buf, sizeof buf, k, json_string_value(v)))
+			continue;
+		if (!(*out = calloc(1, sizeof(char *))) ||
+		    !((*out)[0] = strdup(buf))) {
+			free(*out);
+			*out = NULL;
+			break;
+		}
+		*n = 1;
+		*simple = json_object_size(ml) == 1 && !json_array_size(me);
+		return;
 	}
-	me = json_object_get(j, "matchExpressions");
 	json_array_foreach(me, i, e)
 	{
 		const char *key = json_string_value(json_object_get(e, "key"));
 		const char *op =
 		    json_string_value(json_object_get(e, "operator"));
-		const json_t *vals = json_object_get(e, "values");
-		if (key && op && !strcmp(op, "In") &&
-		    json_array_size(vals) == 1 &&
-		    json_is_string(json_array_get(vals, 0)) &&
-		    label_key(buf, sizeof buf, key,
-			      json_string_value(json_array_get(vals, 0))))
-			return strdup(buf);
+		const json_t *vals = json_object_get(e, "values"), *x;
+		size_t nv = json_array_size(vals), c = 0, w;
+
+		if (!key || !op || strcmp(op, "In") || !nv ||
+		    !(*out = calloc(nv, sizeof(char *))))
+			continue;
+		json_array_foreach(vals, w, x)
+		{
+			if (!json_is_string(x) ||
+			    !label_key(buf, sizeof buf, key,
+				       json_string_value(x)) ||
+			    !((*out)[c] = strdup(buf)))
+				break;
+			c++;
+		}
+		if (c == nv) {
+			*n = nv;
+			*simple =
+			    !json_object_size(ml) && json_array_size(me) == 1;
+			return;
+		}
+		while (c)
+			free((*out)[--c]);
+		free(*out);
+		*out = NULL;
 	}
 	*all = true;
-	return NULL;
-}
-
-static bool ikeys_same(const mowner *o)
-{
-	return o->ikey[0] && o->ikey[1] && !strcmp(o->ikey[0], o->ikey[1]);
 }
 
 static void oidx_del(mns *n, mowner *o)
 {
-	for (int k = 0; k < 2; k++)
-		if (o->ikey[k] && !(k == 1 && ikeys_same(o)))
-			ib_del(&n->oidx, o->ikey[k], o);
+	for (int k = 0; k < 2; k++) {
+		for (size_t i = 0; i < o->nikeys[k]; i++) {
+			ib_del(&n->oidx, o->ikeys[k][i], o);
+			free(o->ikeys[k][i]);
+		}
+		free(o->ikeys[k]);
+		o->ikeys[k] = NULL;
+		o->nikeys[k] = 0;
+	}
 	if (o->all[0] || o->all[1])
 		pvec_remove(&n->oall, o);
-	for (int k = 0; k < 2; k++) {
-		free(o->ikey[k]);
-		o->ikey[k] = NULL;
-		o->all[k] = false;
-	}
+	for (int k = 0; k < 2; k++)
+		o->all[k] = o->simple[k] = false;
 }
 
 /* Index o under its selectors' JSON (a = from/for, b = to/via). */
@@ -609,11 +642,11 @@ static int oidx_add(mns *n, mowner *o, const json_t *a, const json_t *b)
 {
 	int rc = 0;
 
-	o->ikey[0] = sel_ikey(a, &o->all[0]);
-	o->ikey[1] = sel_ikey(b, &o->all[1]);
+	sel_ikeys(a, &o->ikeys[0], &o->nikeys[0], &o->all[0], &o->simple[0]);
+	sel_ikeys(b, &o->ikeys[1], &o->nikeys[1], &o->all[1], &o->simple[1]);
 	for (int k = 0; k < 2; k++)
-		if (o->ikey[k] && !(k == 1 && ikeys_same(o)))
-			rc |= ib_add(&n->oidx, o->ikey[k], o);
+		for (size_t i = 0; i < o->nikeys[k]; i++)
+			rc |= ib_add(&n->oidx, o->ikeys[k][i], o);
 	if (o->all[0] || o->all[1])
 		rc |= pvec_push(&n->oall, o);
 	return rc ? -ENOMEM : 0;
@@ -637,6 +670,24 @@ static int pidx_update(mns *n, mpeer *p, bool add)
 			ib_del(&n->pidx, buf, p);
 	}
 	return rc ? -ENOMEM : 0;
+}
+
+/* Whether side k of o selects labels: a selector that is just one label
+ * is that label's lookup; others run. */
+static bool side_match(const mowner *o, int k, const json_t *labels)
+{
+	if (o->simple[k]) {
+		const char *kv = o->ikeys[k][0], *eq = strchr(kv, '=');
+		const char *v = json_string_value(
+		    json_object_getn(labels, kv, (size_t)(eq - kv)));
+		if (!v)
+			return false;
+		for (size_t i = 0; i < o->nikeys[k]; i++)
+			if (!strcmp(v, o->ikeys[k][i] + (eq - kv) + 1))
+				return true;
+		return false;
+	}
+	return sel_match(k ? o->sb : o->sa, labels);
 }
 
 /* ---- memberships ------------------------------------------------------ */
@@ -919,9 +970,9 @@ static int join_one(mesh *m, mpeer *p, mowner *o, uint64_t st)
 	if (o->stamp == st)
 		return 0;
 	o->stamp = st;
-	if (sel_match(o->sa, p->labels))
+	if (side_match(o, 0, p->labels))
 		s |= SIDE_A;
-	if (sel_match(o->sb, p->labels))
+	if (side_match(o, 1, p->labels))
 		s |= SIDE_B;
 	for (int k = 0; k < 2; k++)
 		if ((s & (1 << k)) && mem_add(p, o, k))
@@ -1014,8 +1065,11 @@ static void owner_free(mowner *o)
 	json_decref(o->ports);
 	free(o->ports_text);
 	free(o->reported);
-	free(o->ikey[0]);
-	free(o->ikey[1]);
+	for (int k = 0; k < 2; k++) {
+		for (size_t i = 0; i < o->nikeys[k]; i++)
+			free(o->ikeys[k][i]);
+		free(o->ikeys[k]);
+	}
 	free(o);
 }
 
@@ -1339,11 +1393,6 @@ static void owner_reselect(mesh *m, mowner *o)
 	pvec cand = {0};
 	uint64_t st = ++m->stamp;
 	bool every = !o->dead && (o->all[0] || o->all[1]);
-	const pvec *lists[4] = {NULL, NULL, NULL, NULL};
-	if (!o->dead)
-		for (int k = 0; k < 2; k++)
-			if (o->ikey[k])
-				lists[k] = ib_get(&n->pidx, o->ikey[k]);
 	for (int k = 0; k < 2; k++)
 		for (size_t i = 0; i < o->side[k].n; i++)
 			if (o->side[k].v[i]->stamp != st) {
@@ -1351,13 +1400,16 @@ static void owner_reselect(mesh *m, mowner *o)
 				if (pvec_push(&cand, o->side[k].v[i]))
 					every = true;
 			}
-	for (int k = 0; k < 2 && !every; k++)
-		for (size_t i = 0; lists[k] && i < lists[k]->n; i++) {
-			mpeer *p = lists[k]->v[i];
-			if (p->stamp != st) {
-				p->stamp = st;
-				if (pvec_push(&cand, p))
-					every = true;
+	for (int k = 0; k < 2 && !every && !o->dead; k++)
+		for (size_t x = 0; x < o->nikeys[k]; x++) {
+			const pvec *l = ib_get(&n->pidx, o->ikeys[k][x]);
+			for (size_t i = 0; l && i < l->n; i++) {
+				mpeer *p = l->v[i];
+				if (p->stamp != st) {
+					p->stamp = st;
+					if (pvec_push(&cand, p))
+						every = true;
+				}
 			}
 		}
 	size_t ncand = every ? n->all.n : cand.n;
@@ -1367,9 +1419,9 @@ static void owner_reselect(mesh *m, mowner *o)
 			continue;
 		uint8_t was = mem_sides(p, o), now = 0;
 		if (!o->dead) {
-			if (sel_match(o->sa, p->labels))
+			if (side_match(o, 0, p->labels))
 				now |= SIDE_A;
-			if (sel_match(o->sb, p->labels))
+			if (side_match(o, 1, p->labels))
 				now |= SIDE_B;
 		}
 		if (was == now)
@@ -1390,8 +1442,8 @@ static void owner_reselect(mesh *m, mowner *o)
 		mpeer *p = changed.v[i];
 		olds[i] = mem_sides(p, o);
 		if (!o->dead) {
-			news[i] |= sel_match(o->sa, p->labels) ? SIDE_A : 0;
-			news[i] |= sel_match(o->sb, p->labels) ? SIDE_B : 0;
+			news[i] |= side_match(o, 0, p->labels) ? SIDE_A : 0;
+			news[i] |= side_match(o, 1, p->labels) ? SIDE_B : 0;
 		}
 		touch_member(m, p, o, olds[i] & ~news[i]);
 		touch_own(m, p, o, olds[i] & ~news[i]);
