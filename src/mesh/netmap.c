@@ -1670,15 +1670,6 @@ static const mlist *rule_side(int kind, const mowner *o)
 	return kind == RULE_OUT ? &o->side[1] : &o->side[0];
 }
 
-static char *rule_name(int kind, const char *owner)
-{
-	char *s;
-	int rc = kind == RULE_ROUTE ? asprintf(&s, "route/%s", owner)
-				    : asprintf(&s, "policy/%s/%s", owner,
-					       kind == RULE_IN ? "in" : "out");
-	return rc < 0 ? NULL : s;
-}
-
 /* A JSON string, quoted and escaped. */
 static void put_jstr(strbuf *b, const char *s)
 {
@@ -1850,34 +1841,6 @@ static void text_route(strbuf *b, const mowner *o)
 	strbuf_puts(b, "\",\"via\":");
 	put_jstr(b, o->router->name);
 	strbuf_putc(b, '}');
-}
-
-static json_t *render_self(const mpeer *p)
-{
-	strbuf b = {0};
-	text_self(&b, p);
-	return parsed(&b);
-}
-
-static json_t *render_entry(const mpeer *p, mpeer *q)
-{
-	strbuf b = {0};
-	text_entry(&b, p, q);
-	return parsed(&b);
-}
-
-static json_t *render_rule(const mpeer *p, int kind, const mowner *o)
-{
-	strbuf b = {0};
-	text_rule(&b, p, kind, o);
-	return parsed(&b);
-}
-
-static json_t *render_route(const mowner *o)
-{
-	strbuf b = {0};
-	text_route(&b, o);
-	return parsed(&b);
 }
 
 static bool route_applies(const mpeer *p, const mowner *o)
@@ -2072,32 +2035,58 @@ static bool addr_in_rule(const mpeer *p, int kind, const mowner *o,
 	return false;
 }
 
-static void section_add(json_t *frame, const char *sec, const char *op,
-			json_t *v)
+/* The lists of a DELTA being written: one growing text per (section, op).
+ * An empty list is left out of the frame. */
+enum { L_PSET, L_PREM, L_RSET, L_RREM, L_RADD, L_RDEL, L_TSET, L_TREM, NL };
+
+typedef struct dtext {
+	strbuf l[NL];
+} dtext;
+
+/* Start the next element of list i: a comma after the first. */
+static strbuf *dt_next(dtext *d, int i)
 {
-	json_t *s = json_object_get(frame, sec), *a;
-	if (!s) {
-		s = json_object();
-		json_object_set_new(frame, sec, s);
-	}
-	a = json_object_get(s, op);
-	if (!a) {
-		a = json_array();
-		json_object_set_new(s, op, a);
-	}
-	json_array_append_new(a, v);
+	if (d->l[i].len)
+		strbuf_putc(&d->l[i], ',');
+	return &d->l[i];
 }
 
-/* The DELTA for p's records (NULL when they came to nothing). */
-static json_t *render_delta(mesh *m, mpeer *p)
+/* Write {"<sec>":{"<op>":[...],...}} parts of list range [from, to). */
+static void dt_section(strbuf *b, dtext *d, const char *sec, int from, int to,
+		       const char *const *ops)
 {
-	json_t *d = json_object();
+	bool any = false;
+
+	for (int i = from; i < to; i++)
+		any = any || d->l[i].len;
+	if (!any)
+		return;
+	strbuf_printf(b, ",\"%s\":{", sec);
+	bool first = true;
+	for (int i = from; i < to; i++) {
+		if (!d->l[i].len)
+			continue;
+		strbuf_printf(b, "%s\"%s\":[", first ? "" : ",", ops[i - from]);
+		strbuf_putn(b, d->l[i].p, d->l[i].len);
+		strbuf_putc(b, ']');
+		first = false;
+	}
+	strbuf_putc(b, '}');
+}
+
+/* The DELTA for p's records, as text into b ({"type":"DELTA","serial":N,
+ * ...}); false when they came to nothing (b is then left empty). */
+static bool render_delta(mpeer *p, uint64_t serial, strbuf *b)
+{
+	static const char *const set_rem[] = {"set", "remove"};
+	static const char *const rule_ops[] = {"set", "remove", "addSources",
+					       "removeSources"};
+	dtext d;
 	mns *n = p->ns;
 	size_t i, j;
+	bool oom = false;
 
-	if (p->self)
-		json_object_set_new(d, "self", render_self(p));
-
+	memset(&d, 0, sizeof d);
 	if (p->dpeers.n)
 		qsort(p->dpeers.v, p->dpeers.n, sizeof(void *), cmp_peer_name);
 	for (i = 0; i < p->dpeers.n; i++) {
@@ -2106,9 +2095,9 @@ static json_t *render_delta(mesh *m, mpeer *p)
 			continue;
 		mpeer *now = smap_get(&n->peers, q->name);
 		if (now && visible(p, now))
-			section_add(d, "peers", "set", render_entry(p, now));
+			text_entry(dt_next(&d, L_PSET), p, now);
 		else
-			section_add(d, "peers", "remove", json_string(q->name));
+			put_jstr(dt_next(&d, L_PREM), q->name);
 	}
 
 	if (p->ndrules)
@@ -2118,23 +2107,19 @@ static json_t *render_delta(mesh *m, mpeer *p)
 			continue;
 		mowner *o = owner_now(p->drules[i].o);
 		int kind = p->drules[i].kind;
-		if (rule_exists(p, kind, o)) {
-			section_add(d, "rules", "set", render_rule(p, kind, o));
-		} else {
-			char *nm = rule_name(kind, p->drules[i].o->name);
-			if (nm)
-				section_add(d, "rules", "remove",
-					    json_string(nm));
-			free(nm);
-		}
+		if (rule_exists(p, kind, o))
+			text_rule(dt_next(&d, L_RSET), p, kind, o);
+		else
+			put_rule_name(dt_next(&d, L_RREM), kind,
+				      p->drules[i].o->name);
 	}
 
 	if (p->ndsrcs)
 		qsort(p->dsrcs, p->ndsrcs, sizeof(*p->dsrcs), cmp_dsrc);
-	json_t *add = NULL, *rem = NULL; /* the current rule's lists */
 	for (i = 0; i < p->ndsrcs; i = j) {
 		const dsrc *s = &p->dsrcs[i];
 		drule key = {s->kind, s->o};
+		strbuf add = {0}, rem = {0};
 		/* One rule: [i, j). */
 		for (j = i + 1; j < p->ndsrcs && p->dsrcs[j].kind == s->kind &&
 				!strcmp(p->dsrcs[j].o->name, s->o->name);
@@ -2145,32 +2130,31 @@ static json_t *render_delta(mesh *m, mpeer *p)
 		    (p->ndrules && bsearch(&key, p->drules, p->ndrules,
 					   sizeof(*p->drules), cmp_drule)))
 			continue;
-		char *nm = rule_name(s->kind, o->name);
-		add = json_array();
-		rem = json_array();
 		for (size_t k = i; k < j; k++) {
-			char a[24];
 			if (k > i && p->dsrcs[k].addr == p->dsrcs[k - 1].addr)
 				continue;
-			fmt_addr(p->dsrcs[k].addr, a, sizeof a, true);
-			json_array_append_new(
-			    addr_in_rule(p, s->kind, o, p->dsrcs[k].addr) ? add
-									  : rem,
-			    json_string(a));
+			strbuf *l =
+			    addr_in_rule(p, s->kind, o, p->dsrcs[k].addr)
+				? &add
+				: &rem;
+			strbuf_puts(l, l->len ? ",\"" : "\"");
+			put_addr(l, p->dsrcs[k].addr, true);
+			strbuf_putc(l, '"');
 		}
-		if (json_array_size(add))
-			section_add(
-			    d, "rules", "addSources",
-			    json_pack("{ss so}", "name", nm, "sources", add));
-		else
-			json_decref(add);
-		if (json_array_size(rem))
-			section_add(
-			    d, "rules", "removeSources",
-			    json_pack("{ss so}", "name", nm, "sources", rem));
-		else
-			json_decref(rem);
-		free(nm);
+		for (int w = 0; w < 2; w++) {
+			strbuf *l = w ? &rem : &add;
+			if (!l->len)
+				continue;
+			strbuf *out = dt_next(&d, w ? L_RDEL : L_RADD);
+			strbuf_puts(out, "{\"name\":");
+			put_rule_name(out, s->kind, o->name);
+			strbuf_puts(out, ",\"sources\":[");
+			strbuf_putn(out, l->p, l->len);
+			strbuf_puts(out, "]}");
+			oom = oom || l->oom;
+		}
+		free(add.p);
+		free(rem.p);
 	}
 
 	if (p->droutes.n)
@@ -2183,17 +2167,32 @@ static json_t *render_delta(mesh *m, mpeer *p)
 			continue;
 		const mowner *o = owner_now((mowner *)r);
 		if (route_applies(p, o))
-			section_add(d, "routes", "set", render_route(o));
+			text_route(dt_next(&d, L_TSET), o);
 		else
-			section_add(d, "routes", "remove",
-				    json_string(r->name));
+			put_jstr(dt_next(&d, L_TREM), r->name);
 	}
-	(void)m;
-	if (!json_object_size(d)) {
-		json_decref(d);
-		return NULL;
+
+	bool any = p->self;
+	for (int k = 0; k < NL; k++) {
+		any = any || d.l[k].len;
+		oom = oom || d.l[k].oom;
 	}
-	return d;
+	if (any) {
+		strbuf_printf(b, "{\"type\":\"DELTA\",\"serial\":%llu",
+			      (unsigned long long)serial);
+		if (p->self) {
+			strbuf_puts(b, ",\"self\":");
+			text_self(b, p);
+		}
+		dt_section(b, &d, "peers", L_PSET, L_PREM + 1, set_rem);
+		dt_section(b, &d, "rules", L_RSET, L_RDEL + 1, rule_ops);
+		dt_section(b, &d, "routes", L_TSET, L_TREM + 1, set_rem);
+		strbuf_putc(b, '}');
+		b->oom = b->oom || oom;
+	}
+	for (int k = 0; k < NL; k++)
+		free(d.l[k].p);
+	return any;
 }
 
 static void peer_clean(mpeer *p)
@@ -2204,26 +2203,20 @@ static void peer_clean(mpeer *p)
 	p->dnext = NULL;
 }
 
-/* Hand a frame to the sink, as text or JSON (frame, or text in b). */
-static void emit(const mesh_sink *sink, mpeer *p, json_t *frame, strbuf *b)
+/* Hand a frame (the text in b) to the sink, as text or parsed. */
+static void emit(const mesh_sink *sink, mpeer *p, strbuf *b)
 {
+	if (b->oom)
+		return;
 	if (sink->frame_text) {
-		char *s = frame ? json_dumps(frame, JSON_COMPACT) : NULL;
-		if (s)
-			sink->frame_text(p->sub, p->ns->name, p->name, s,
-					 strlen(s), sink->arg);
-		else if (!frame && !b->oom)
-			sink->frame_text(p->sub, p->ns->name, p->name, b->p,
-					 b->len, sink->arg);
-		free(s);
-	} else {
-		json_t *j = frame ? json_incref(frame) : parsed(b);
-		if (!frame)
-			b->p = NULL; /* parsed() freed it */
-		if (j)
-			sink->frame(p->sub, p->ns->name, p->name, j, sink->arg);
-		json_decref(j);
+		sink->frame_text(p->sub, p->ns->name, p->name, b->p, b->len,
+				 sink->arg);
+		return;
 	}
+	json_t *j = json_loadb(b->p, b->len, 0, NULL);
+	if (j)
+		sink->frame(p->sub, p->ns->name, p->name, j, sink->arg);
+	json_decref(j);
 }
 
 size_t mesh_flush(mesh *m, uint64_t serial, const mesh_sink *sink)
@@ -2259,21 +2252,19 @@ size_t mesh_flush(mesh *m, uint64_t serial, const mesh_sink *sink)
 				      (unsigned long long)serial);
 			text_map(&b, m, p);
 			strbuf_putc(&b, '}');
-			emit(sink, p, NULL, &b);
+			emit(sink, p, &b);
 			free(b.p);
 			continue;
 		}
-		json_t *d = render_delta(m, p);
+		strbuf b = {0};
+		bool any = render_delta(p, serial, &b);
 		peer_clean(p);
-		if (!d)
-			continue;
-		p->serial = serial;
-		changed++;
-		json_object_set_new(d, "type", json_string("DELTA"));
-		json_object_set_new(d, "serial",
-				    json_integer((json_int_t)serial));
-		emit(sink, p, d, NULL);
-		json_decref(d);
+		if (any) {
+			p->serial = serial;
+			changed++;
+			emit(sink, p, &b);
+		}
+		free(b.p);
 	}
 	for (mowner *o = m->dirty_routes, *nx; o; o = nx) {
 		nx = o->rnext;
