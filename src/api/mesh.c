@@ -463,6 +463,7 @@ static void feed_peer(struct api_mesh *m, const json_t *obj)
 }
 
 static void release_peer(struct api_mesh *m, const json_t *obj);
+static void sweep(struct api_mesh *m);
 
 static void on_peer(cache_event *e, void *arg)
 {
@@ -1983,8 +1984,68 @@ int api_mesh_start(api_server *a, char *err, size_t errlen)
 	m->w[4] = cache_watch(a->cache, m->t_lease->key_prefix, on_lease, m);
 	m->w[5] = cache_watch(a->cache, CLAIMS, on_claim, m);
 	on_flush(-1, 0, m);
+	if (api_is_leader(a))
+		sweep(m);
 	event_add(m->tick, &one);
 	return 0;
+}
+
+/* Whether the peer ns/name exists with this uid (uid NULL: any). */
+static bool peer_alive(struct api_mesh *m, const char *ns, const char *name,
+		       const char *uid)
+{
+	pstate *p = ns && name ? pstate_get(m, ns, name, false) : NULL;
+	return p && (!uid || (p->uid && !strcmp(p->uid, uid)));
+}
+
+/*
+ * What a Peer leaves behind when it is deleted (its address claim, its
+ * Lease, its credentials) is removed by the leader when it sees the
+ * deletion. A deletion while no replica led (or before a crash) leaves
+ * them: the new leader sweeps what belongs to no peer.
+ */
+static void sweep(struct api_mesh *m)
+{
+	cache *c = m->a->cache;
+	const char *pre = CLAIMS;
+
+	for (cache_obj *o = cache_first(c, pre);
+	     o && !strncmp(o->key, pre, strlen(pre)); o = cache_next(c, o)) {
+		json_t *cl = cache_obj_parse(o);
+		if (cl &&
+		    !peer_alive(m, o->ns, jstr(cl, "peer"), jstr(cl, "uid"))) {
+			fprintf(stderr,
+				"signalbox: mesh: freeing %s/%s, claimed by "
+				"a peer that is gone\n",
+				o->ns, o->name);
+			ctl_delete(m, o->key, NULL, NULL, NULL);
+		}
+		json_decref(cl);
+	}
+	pre = m->t_lease->key_prefix;
+	for (cache_obj *o = cache_first(c, pre);
+	     o && !strncmp(o->key, pre, strlen(pre)); o = cache_next(c, o))
+		if (o->ns && !strncmp(o->name, "peer-", 5) &&
+		    !peer_alive(m, o->ns, o->name + 5, NULL)) {
+			json_t *l = cache_obj_parse(o);
+			/* Only the leases enrolment made (holder = peer). */
+			const char *h =
+			    jstr(json_object_get(l, "spec"), "holderIdentity");
+			if (h && !strcmp(h, o->name + 5))
+				ctl_delete(m, o->key, NULL, NULL, NULL);
+			json_decref(l);
+		}
+	pre = m->t_token->key_prefix;
+	for (cache_obj *o = cache_first(c, pre);
+	     o && !strncmp(o->key, pre, strlen(pre)); o = cache_next(c, o)) {
+		json_t *t = cache_obj_parse(o);
+		const json_t *pp =
+		    json_object_get(json_object_get(t, "spec"), "peer");
+		if (pp && !peer_alive(m, jstr(pp, "namespace"),
+				      jstr(pp, "name"), jstr(pp, "uid")))
+			ctl_delete(m, o->key, NULL, NULL, NULL);
+		json_decref(t);
+	}
 }
 
 /* Leadership moved here: write the routers the model has (a former
@@ -2009,6 +2070,7 @@ void api_mesh_on_leader(api_server *a, bool leading)
 			sink_router(o->ns, o->name, want, m);
 		json_decref(obj);
 	}
+	sweep(m);
 }
 
 void api_mesh_stop(api_server *a)
