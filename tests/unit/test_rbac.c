@@ -997,6 +997,20 @@ static const struct {
      "\"list\" \"watch\"]}\n"
      "{APIGroups:[\"authorization.k8s.io\"], "
      "Resources:[\"localsubjectaccessreviews\"], Verbs:[\"create\"]}\n"
+     "{APIGroups:[\"mesh.signalbox.dev\"], Resources:[\"networks\"], "
+     "Verbs:[\"get\" \"list\" \"watch\" \"create\" \"update\" \"patch\" \"delete\" \"deletecollection\"]}\n"
+     "{APIGroups:[\"mesh.signalbox.dev\"], Resources:[\"peers\"], "
+     "Verbs:[\"get\" \"list\" \"watch\" \"create\" \"update\" \"patch\" \"delete\" \"deletecollection\"]}\n"
+     "{APIGroups:[\"mesh.signalbox.dev\"], Resources:[\"peers/networkmap\"], "
+     "Verbs:[\"get\" \"list\" \"watch\"]}\n"
+     "{APIGroups:[\"mesh.signalbox.dev\"], Resources:[\"peers/status\"], "
+     "Verbs:[\"get\" \"list\" \"watch\"]}\n"
+     "{APIGroups:[\"mesh.signalbox.dev\"], Resources:[\"policies\"], "
+     "Verbs:[\"get\" \"list\" \"watch\" \"create\" \"update\" \"patch\" \"delete\" \"deletecollection\"]}\n"
+     "{APIGroups:[\"mesh.signalbox.dev\"], Resources:[\"routes\"], "
+     "Verbs:[\"get\" \"list\" \"watch\" \"create\" \"update\" \"patch\" \"delete\" \"deletecollection\"]}\n"
+     "{APIGroups:[\"mesh.signalbox.dev\"], Resources:[\"setupkeys\"], "
+     "Verbs:[\"get\" \"list\" \"watch\" \"create\" \"update\" \"patch\" \"delete\" \"deletecollection\"]}\n"
      "{APIGroups:[\"rbac.authorization.k8s.io\"], "
      "Resources:[\"rolebindings\"], Verbs:[\"get\" \"list\" \"watch\" "
      "\"create\" \"update\" \"patch\" \"delete\" \"deletecollection\"]}\n"
@@ -1321,16 +1335,23 @@ static void test_rules_for(void **state)
 	j = rbac_rules_for(r, &u, "a");
 	assert_non_null(j);
 	/* ClusterRoleBindings first (basic-user, discovery,
-	 * public-info-viewer), then edit's aggregated rules (view's) */
+	 * public-info-viewer), then edit's own rules (the mesh) and those it
+	 * aggregates (view's) */
 	want = js(
 	    "{'resourceRules':["
 	    "{'verbs':['create'],'apiGroups':['authorization.k8s.io'],"
 	    "'resources':['selfsubjectaccessreviews','selfsubjectrulesreviews']"
 	    "},"
+	    "{'verbs':['get','list','watch','create','update','patch','delete',"
+	    "'deletecollection'],'apiGroups':['mesh.signalbox.dev'],"
+	    "'resources':['networks','peers','policies','routes','setupkeys']},"
 	    "{'verbs':['get','list','watch'],'apiGroups':[''],"
 	    "'resources':['namespaces/status']},"
 	    "{'verbs':['get','list','watch'],'apiGroups':[''],"
-	    "'resources':['namespaces']}],"
+	    "'resources':['namespaces']},"
+	    "{'verbs':['get','list','watch'],'apiGroups':['mesh.signalbox.dev'],"
+	    "'resources':['networks','peers','peers/status','peers/networkmap',"
+	    "'policies','routes']}],"
 	    "'nonResourceRules':["
 	    "{'verbs':['get'],'nonResourceURLs':['/livez','/readyz','/healthz',"
 	    "'/version','/version/','/openapi','/openapi/*','/api','/api/*',"
