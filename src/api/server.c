@@ -466,7 +466,6 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_lock(&a->done_mu);
 	list = a->done;
 	STAILQ_INIT(&a->done);
-	STAILQ_INIT(&a->waiting);
 	pthread_mutex_unlock(&a->done_mu);
 	if (STAILQ_EMPTY(&list))
 		return;
@@ -746,6 +745,7 @@ int api_new(store *s, const api_options *o, api_server **out, char *err,
 	a->opt = *o;
 	a->st = s;
 	STAILQ_INIT(&a->done);
+	STAILQ_INIT(&a->waiting);
 	LIST_INIT(&a->watches);
 	pthread_mutex_init(&a->done_mu, NULL);
 	a->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
