@@ -425,7 +425,7 @@ static int grow(void **v, size_t n, size_t sz)
 
 static int line_read(char *line, dpc *c, bool *seen_addr, bool *seen_fwd)
 {
-	char *f[MAX_FIELDS];
+	char *f[MAX_FIELDS] = {0};
 	int n = split(line, f, MAX_FIELDS);
 	int r;
 
