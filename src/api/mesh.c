@@ -1174,9 +1174,14 @@ static void stream_end(mstream *s)
 		}
 	if (!p->streams)
 		mesh_subscribe(s->m->model, p->ns, p->name, NULL);
+	/* As watch.c: a request still on its connection is finished here;
+	 * one whose client went away (s->conn cleared by the close callback)
+	 * is freed by evhttp_send_reply_end when it has no connection, and
+	 * by its connection otherwise. */
+	bool gone = !s->conn;
 	if (s->conn)
 		evhttp_connection_set_closecb(s->conn, NULL, NULL);
-	if (evhttp_request_get_connection(r->ev))
+	if (!gone || !evhttp_request_get_connection(r->ev))
 		evhttp_send_reply_end(r->ev);
 	free(s);
 	api_req_finish(r, 200);
@@ -1471,6 +1476,7 @@ static bool enrol_try(api_req *r)
 			      "host:port strings"));
 	if (json_array_size(causes)) {
 		api_fail_invalid(r, NULL, causes);
+		json_decref(causes);
 		return false;
 	}
 	json_decref(causes);
