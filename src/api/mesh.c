@@ -111,33 +111,6 @@ static const char *meta_str(const json_t *o, const char *k)
 	return jstr(jmeta(o), k);
 }
 
-/* "a.b.c.d/n" to network and length; -1 when it is not one. */
-static int cidr_parse(const char *s, uint32_t *net, int *len)
-{
-	char buf[32], *slash;
-	struct in_addr ia;
-	long n;
-
-	if (!s || strlen(s) >= sizeof buf)
-		return -1;
-	strcpy(buf, s);
-	if (!(slash = strchr(buf, '/')))
-		return -1;
-	*slash = 0;
-	n = strtol(slash + 1, NULL, 10);
-	if (n < 0 || n > 32 || inet_pton(AF_INET, buf, &ia) != 1)
-		return -1;
-	*net = ntohl(ia.s_addr);
-	*len = (int)n;
-	return 0;
-}
-
-static void addr_str(uint32_t a, char buf[16])
-{
-	snprintf(buf, 16, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255,
-		 (a >> 8) & 255, a & 255);
-}
-
 /* ---- controller writes ------------------------------------------------- */
 
 typedef void (*ctl_done_fn)(struct api_mesh *m, bool ok, void *arg);
@@ -686,7 +659,7 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 static char *claim_key(const char *ns, uint32_t a)
 {
 	char s[16], *k;
-	addr_str(a, s);
+	mesh_format_addr(a, s, sizeof s, false);
 	return asprintf(&k, "%s%s/%s", CLAIMS, ns, s) < 0 ? NULL : k;
 }
 
@@ -756,9 +729,9 @@ static void ns_range(struct api_mesh *m, const char *ns, uint32_t *net,
 		return;
 	}
 	*cidr = ns_setting(m, ns, "cidr", MESH_DEFAULT_CIDR, buf, sizeof buf);
-	if (cidr_parse(*cidr, net, len) || *len > 30) {
+	if (mesh_parse_cidr(*cidr, net, len) || *len > 30) {
 		*cidr = MESH_DEFAULT_CIDR;
-		cidr_parse(*cidr, net, len);
+		mesh_parse_cidr(*cidr, net, len);
 	}
 	if (c) {
 		c->known = true;
@@ -794,7 +767,7 @@ static int ipam_pick(struct api_mesh *m, const char *ns, uint32_t *out,
 		k = claim_key(ns, a);
 		if (!k)
 			return -1;
-		addr_str(a, s);
+		mesh_format_addr(a, s, sizeof s, false);
 		snprintf(pk, sizeof pk, "%s/%s", ns, s);
 		bool taken =
 		    cache_get(m->a->cache, k) || smap_get(&m->pending, pk);
@@ -810,7 +783,7 @@ static int ipam_pick(struct api_mesh *m, const char *ns, uint32_t *out,
 static void pending_set(struct api_mesh *m, const char *ns, uint32_t a, bool on)
 {
 	char s[16], *pk;
-	addr_str(a, s);
+	mesh_format_addr(a, s, sizeof s, false);
 	if (asprintf(&pk, "%s/%s", ns, s) < 0)
 		return;
 	if (on) {
@@ -826,13 +799,17 @@ static void pending_set(struct api_mesh *m, const char *ns, uint32_t a, bool on)
 	free(pk);
 }
 
+/* An address claim: whose it is, and the name of the peer's credential
+ * (its token's hash, when enrolment made one), so that deleting the peer
+ * deletes that credential without a search. */
 static json_t *claim_obj(const char *ns, uint32_t a, const char *peer,
-			 const char *uid)
+			 const char *uid, const char *token)
 {
 	char s[16];
-	addr_str(a, s);
-	return json_pack("{s:{s:s,s:s},s:s,s:s*}", "metadata", "name", s,
-			 "namespace", ns, "peer", peer, "uid", uid);
+	mesh_format_addr(a, s, sizeof s, false);
+	return json_pack("{s:{s:s,s:s},s:s,s:s*,s:s*}", "metadata", "name", s,
+			 "namespace", ns, "peer", peer, "uid", uid, "token",
+			 token);
 }
 
 typedef struct ipam_op {
@@ -931,7 +908,7 @@ static void ipam_assign(struct api_mesh *m, pstate *p)
 		goto out;
 	}
 	p->ipam_failed = false;
-	addr_str(a, s);
+	mesh_format_addr(a, s, sizeof s, false);
 	obj = cache_obj_parse(o);
 	if (!obj || !(ckey = claim_key(p->ns, a)))
 		goto out;
@@ -943,7 +920,10 @@ static void ipam_assign(struct api_mesh *m, pstate *p)
 	json_object_set_new(st, "address", json_string(s));
 	json_object_del(st, "conditions");
 	json_object_del(jmeta(obj), "resourceVersion");
-	claim = claim_obj(p->ns, a, p->name, p->uid);
+	/* A replaced address keeps the credential's name. */
+	json_t *oc = oldclaim ? cache_obj_parse(oldclaim) : NULL;
+	claim = claim_obj(p->ns, a, p->name, p->uid, jstr(oc, "token"));
+	json_decref(oc);
 	op = calloc(1, sizeof(*op));
 	if (!op || !claim)
 		goto out;
@@ -991,15 +971,15 @@ out:
 	free(oldkey);
 }
 
-/* A Peer is gone: free its address, and delete its Lease and credentials
- * (the credential stopped working the moment the Peer went: auth checks
- * that its Peer exists). */
+/* A Peer is gone: free its address, and delete its Lease and credential
+ * (which stopped working the moment the Peer went: auth checks that its
+ * Peer exists). */
 static void release_peer(struct api_mesh *m, const json_t *obj)
 {
 	const char *ns = meta_str(obj, "namespace"),
 		   *name = meta_str(obj, "name"), *uid = meta_str(obj, "uid");
 	const char *addr = jstr(json_object_get(obj, "status"), "address");
-	char lname[300], *key;
+	char lname[300], *key, *tok = NULL;
 	struct in_addr ia;
 
 	if (!ns || !name)
@@ -1010,8 +990,12 @@ static void release_peer(struct api_mesh *m, const json_t *obj)
 		json_t *cl = c ? cache_obj_parse(c) : NULL;
 		/* Only this peer's claim. */
 		if (cl && uid && jstr(cl, "uid") &&
-		    !strcmp(jstr(cl, "uid"), uid))
+		    !strcmp(jstr(cl, "uid"), uid)) {
 			ctl_delete(m, key, NULL, NULL, NULL);
+			tok = jstr(cl, "token")
+				  ? api_key(m->t_token, NULL, jstr(cl, "token"))
+				  : NULL;
+		}
 		json_decref(cl);
 		free(key);
 	}
@@ -1020,19 +1004,11 @@ static void release_peer(struct api_mesh *m, const json_t *obj)
 		ctl_delete(m, key, NULL, NULL, NULL);
 		free(key);
 	}
-	if (!uid)
-		return;
-	for (cache_obj *o = cache_first(m->a->cache, m->t_token->key_prefix);
-	     o && !strncmp(o->key, m->t_token->key_prefix,
-			   strlen(m->t_token->key_prefix));
-	     o = cache_next(m->a->cache, o)) {
-		json_t *t = cache_obj_parse(o);
-		const char *tuid = jstr(
-		    json_object_get(json_object_get(t, "spec"), "peer"), "uid");
-		if (tuid && !strcmp(tuid, uid))
-			ctl_delete(m, o->key, NULL, NULL, NULL);
-		json_decref(t);
-	}
+	/* Its credential (a peer without a claim has none to find here;
+	 * the leader's sweep removes any left over). */
+	if (tok)
+		ctl_delete(m, tok, NULL, NULL, NULL);
+	free(tok);
 }
 
 /* ---- liveness, expiry, ephemeral peers --------------------------------- */
@@ -1548,7 +1524,7 @@ static bool enrol_try(api_req *r)
 			 cidr, ns);
 		goto out;
 	}
-	addr_str(a, s);
+	mesh_format_addr(a, s, sizeof s, false);
 	if (token_generate(token, sizeof token))
 		goto oom;
 	token_hash(token, hash);
@@ -1591,7 +1567,7 @@ static bool enrol_try(api_req *r)
 	    "name", hash, "uid", tuid, "creationTimestamp", now, "spec", "user",
 	    user, "groups", "system:peers", "peer", "namespace", ns, "name",
 	    try, "uid", uid, "description", "mesh peer credential");
-	json_t *claim = claim_obj(ns, a, try, uid);
+	json_t *claim = claim_obj(ns, a, try, uid, hash);
 	json_t *nkey = json_deep_copy(key);
 	json_t *nkst = json_object_get(nkey, "status");
 	json_object_set_new(nkst, "used", json_integer(used + 1));

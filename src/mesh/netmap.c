@@ -217,7 +217,7 @@ static int parse_ipv4(const char *s, uint32_t *out)
 }
 
 /* "a.b.c.d/n" with n in 0..32 and no host bits set. */
-static int parse_cidr(const char *s, uint32_t *net, int *len)
+int mesh_parse_cidr(const char *s, uint32_t *net, int *len)
 {
 	char buf[32], *slash, *end;
 	long n;
@@ -238,7 +238,7 @@ static int parse_cidr(const char *s, uint32_t *net, int *len)
 	return 0;
 }
 
-static void fmt_addr(uint32_t a, char *buf, size_t len, bool slash32)
+void mesh_format_addr(uint32_t a, char *buf, size_t len, bool slash32)
 {
 	snprintf(buf, len, slash32 ? "%u.%u.%u.%u/32" : "%u.%u.%u.%u", a >> 24,
 		 (a >> 16) & 255, (a >> 8) & 255, a & 255);
@@ -1143,7 +1143,7 @@ int mesh_network_set(mesh *m, const char *ns, const char *cidr,
 		cidr = MESH_DEFAULT_CIDR;
 	if (!domain)
 		domain = MESH_DEFAULT_DOMAIN;
-	if (parse_cidr(cidr, &net, &len) || len > 30)
+	if (mesh_parse_cidr(cidr, &net, &len) || len > 30)
 		return errf(err, errlen,
 			    "spec.cidr: Invalid value: \"%s\": must be an IPv4 "
 			    "network like 100.64.0.0/10, /30 or larger",
@@ -1567,7 +1567,7 @@ int mesh_route_set(mesh *m, const mesh_route_spec *s, char *err, size_t errlen)
 
 	if (!s->ns || !s->name || !*s->name)
 		return errf(err, errlen, "metadata.name: Required value");
-	if (parse_cidr(s->destination, &net, &len))
+	if (mesh_parse_cidr(s->destination, &net, &len))
 		return errf(err, errlen,
 			    "spec.destination: Invalid value: \"%s\": must be "
 			    "an IPv4 network like 10.1.0.0/24 (no host bits)",
@@ -1691,7 +1691,7 @@ static void put_jstr(strbuf *b, const char *s)
 static void put_addr(strbuf *b, uint32_t a, bool slash32)
 {
 	char s[24];
-	fmt_addr(a, s, sizeof s, slash32);
+	mesh_format_addr(a, s, sizeof s, slash32);
 	strbuf_puts(b, s);
 }
 

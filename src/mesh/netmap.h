@@ -78,6 +78,13 @@
 
 typedef struct mesh mesh;
 
+/* "a.b.c.d/n" (n in 0..32, no host bits) to the network (host order) and
+ * n; -1 when s is not one. */
+int mesh_parse_cidr(const char *s, uint32_t *net, int *len);
+/* An address (host order) as "a.b.c.d", or "a.b.c.d/32" with slash32,
+ * into buf (len >= 19). */
+void mesh_format_addr(uint32_t a, char *buf, size_t len, bool slash32);
+
 mesh *mesh_new(void);
 void mesh_free(mesh *m);
 
